@@ -1,0 +1,5 @@
+import sys
+
+from connlint.cli import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""The API catalog: which calls acquire a database resource and how that resource is released.
+
+The knowledge is data (``apis.toml``); this module only loads it into frozen records and indexes them
+for the resolver. Users extend it with custom resources through the same records.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+CONTEXT_MANAGER_VALUES = ("closes", "commits-then-closes", "returns-to-pool", "transaction-only", "none")
+FIX_VALUES = ("with", "closing", "async-with", "async-with-await", "try-finally", "pool-try-finally", "none")
+LIFETIME_VALUES = ("short", "long-lived")
+
+
+@dataclass(frozen=True)
+class ResourceApi:
+    """A callable that acquires a resource the caller must release."""
+
+    api: str
+    kind: str
+    returns: str
+    release: tuple[str, ...]
+    context_manager: str
+    fix: str
+    aliases: tuple[str, ...] = ()
+    pool_release: tuple[str, ...] = ()
+    release_awaited: bool = False
+    awaited: bool = False
+    is_async: bool = False
+    lifetime: str = "short"
+    report_in_function: bool = False
+
+    @property
+    def cm_releases(self) -> bool:
+        """Leaving ``with x:`` releases the object (closes it or returns it to its pool)."""
+        return self.context_manager in ("closes", "commits-then-closes", "returns-to-pool")
+
+    @property
+    def is_pool_checkout(self) -> bool:
+        return self.kind == "pooled connection"
+
+    @property
+    def tracked_in_functions(self) -> bool:
+        return self.lifetime == "short" or self.report_in_function
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Indexes over the records: by callable name, by (type, method) and by type spelling."""
+
+    resources: dict[str, ResourceApi] = field(default_factory=dict)
+    constructors: dict[str, str] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
+    item_types: dict[str, str] = field(default_factory=dict)
+    type_aliases: dict[str, str] = field(default_factory=dict)
+    methods: dict[tuple[str, str], ResourceApi] = field(default_factory=dict)
+    types: frozenset[str] = frozenset()
+
+    @property
+    def root_modules(self) -> frozenset[str]:
+        """Top-level module names a file must mention to acquire anything from the catalog."""
+        names = set(self.resources) | set(self.constructors) | set(self.values) | set(self.types)
+        return frozenset(name.split(".", 1)[0] for name in names)
+
+    def canonical_type(self, name: str) -> str:
+        return self.type_aliases.get(name, name)
+
+    def resource_for_call(self, qualified: str) -> ResourceApi | None:
+        return self.resources.get(qualified)
+
+    def resource_for_method(self, type_name: str, method: str) -> ResourceApi | None:
+        return self.methods.get((type_name, method))
+
+
+class CatalogError(ValueError):
+    """A catalog record is malformed (names the record and the field)."""
+
+
+_BOOL_FIELDS = {
+    "release_awaited": "release_awaited",
+    "awaited": "awaited",
+    "async": "is_async",
+    "report_in_function": "report_in_function",
+}
+
+
+def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
+    def need(key: str) -> Any:
+        if key not in raw:
+            raise CatalogError(f"{where}: missing '{key}'")
+        return raw[key]
+
+    def choice(key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = raw.get(key, default)
+        if value not in allowed:
+            raise CatalogError(f"{where}: '{key}' must be one of {', '.join(allowed)}, not {value!r}")
+        return str(value)
+
+    known = {"api", "aliases", "kind", "returns", "release", "pool_release", "context_manager", "fix",
+             "lifetime", *_BOOL_FIELDS}
+    unknown = set(raw) - known
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    flags = {attr: bool(raw.get(key, False)) for key, attr in _BOOL_FIELDS.items()}
+    return ResourceApi(
+        api=str(need("api")),
+        kind=str(need("kind")),
+        returns=str(need("returns")),
+        release=tuple(need("release")),
+        context_manager=choice("context_manager", CONTEXT_MANAGER_VALUES),
+        fix=choice("fix", FIX_VALUES),
+        aliases=tuple(raw.get("aliases", ())),
+        pool_release=tuple(raw.get("pool_release", ())),
+        lifetime=choice("lifetime", LIFETIME_VALUES, "short"),
+        **flags,
+    )
+
+
+def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> Catalog:
+    """Index the records of a parsed catalog file plus any user-declared resources."""
+    resources: dict[str, ResourceApi] = {}
+    constructors: dict[str, str] = {}
+    values: dict[str, str] = {}
+    item_types: dict[str, str] = {}
+    type_aliases: dict[str, str] = {}
+    records = [_resource(raw, f"resource {raw.get('api', i)!r}") for i, raw in enumerate(data.get("resource", []))]
+    records.extend(extra)
+    for ctor in data.get("constructor", []):
+        for name in (ctor["call"], *ctor.get("aliases", ())):
+            constructors[name] = ctor["returns"]
+    for value in data.get("value", []):
+        values[value["name"]] = value["type"]
+        if "item_type" in value:
+            item_types[value["type"]] = value["item_type"]
+    for typ in data.get("type", []):
+        for alias in typ.get("aliases", ()):
+            if alias != typ["name"]:
+                type_aliases[alias] = typ["name"]
+    types = set(constructors.values()) | set(values.values()) | set(item_types.values())
+    types |= {r.returns for r in records} | {t["name"] for t in data.get("type", [])}
+    # a spelling of a resource class doubles as its type name in annotations (sqlite3.Connection)
+    for record in records:
+        for alias in (record.api, *record.aliases):
+            class_like = alias.rpartition(".")[2][:1].isupper()
+            if class_like and alias != record.returns and alias not in types:
+                type_aliases.setdefault(alias, record.returns)
+    methods: dict[tuple[str, str], ResourceApi] = {}
+    for record in records:
+        for name in (record.api, *record.aliases):
+            resources[name] = record
+            owner, _, method = name.rpartition(".")
+            if owner in types:
+                methods[(owner, method)] = record
+    return Catalog(
+        resources=resources,
+        constructors=constructors,
+        values=values,
+        item_types=item_types,
+        type_aliases=type_aliases,
+        methods=methods,
+        types=frozenset(types),
+    )
+
+
+CATALOG_PATH = Path(__file__).with_name("apis.toml")
+
+
+@lru_cache(maxsize=None)
+def default_catalog() -> Catalog:
+    with CATALOG_PATH.open("rb") as fh:
+        return build_catalog(tomllib.load(fh))

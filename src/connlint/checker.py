@@ -1,0 +1,396 @@
+"""From a module's ``ast`` to findings: resolve, build each function's graph, run the dataflow,
+turn the leaks into findings with a code from ``rules``.
+
+Both entry points (the CLI and the flake8 plugin) call ``check_tree``; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Optional, Union
+
+from connlint import cfg, rules
+from connlint.catalog import Catalog, ResourceApi, default_catalog
+from connlint.dataflow import Analysis, Result
+from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
+from connlint.resolve import Factory, Resolver, Scope, dotted, walk_scope
+
+FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    line: int
+    col: int  # 1-based
+    code: str
+    message: str
+    end_line: int = 0
+    end_col: int = 0
+
+    @property
+    def name(self) -> str:
+        return rules.BY_CODE[self.code].name
+
+
+@dataclass(frozen=True)
+class Options:
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    budget: int = cfg.DEFAULT_BUDGET
+
+    def enabled(self, code: str) -> bool:
+        return rules.is_enabled(code, self.select, self.ignore)
+
+
+# ---------------------------------------------------------------------------------------------- prefilter
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def mentions_catalog(source: str, catalog: Catalog) -> bool:
+    """Cheap text test: can this file acquire anything at all? It must name a catalog module."""
+    roots = catalog.root_modules
+    return any(word in roots for word in set(_WORD.findall(source)))
+
+
+# ---------------------------------------------------------------------------------------------- functions
+
+
+@dataclass
+class _Func:
+    node: FuncDef
+    cls: Optional[str]
+    key: Optional[str]  # name under which same-module callers find it ("f" or "Class.m")
+    mode: str
+    graph: Optional[cfg.Graph] = None
+
+
+def _decorator_names(func: FuncDef, resolver: Resolver) -> set[str]:
+    names: set[str] = set()
+    for dec in func.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        q = resolver.imports.qualify(target)
+        names.add(q or dotted(target) or "")
+    return names
+
+
+_FIXTURES = {"pytest.fixture", "pytest_asyncio.fixture"}
+_CONTEXT_MANAGERS = {"contextlib.contextmanager", "contextlib.asynccontextmanager"}
+
+
+def _mode(func: FuncDef, resolver: Resolver) -> str:
+    decorators = _decorator_names(func, resolver)
+    if decorators & _FIXTURES:
+        return "fixture"
+    if decorators & _CONTEXT_MANAGERS:
+        return "contextmanager"
+    if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in walk_scope(func)):
+        return "generator"
+    return "function"
+
+
+def _functions(tree: ast.Module, resolver: Resolver) -> list[_Func]:
+    found: list[_Func] = []
+
+    def visit(body: list[ast.stmt], cls: str | None, top: bool) -> None:
+        for stmt in body:
+            for node in _defs_in(stmt):
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body, node.name, top)
+                    continue
+                key = None
+                if top:
+                    key = f"{cls}.{node.name}" if cls else node.name
+                found.append(_Func(node, cls, key, _mode(node, resolver)))
+                visit(node.body, None, False)
+
+    visit(tree.body, None, True)
+    return found
+
+
+def _defs_in(stmt: ast.stmt) -> Iterator[ast.AST]:
+    """Function and class definitions at this statement's level (also inside if/try blocks)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield stmt
+        return
+    for field_name in ("body", "orelse", "finalbody", "handlers"):
+        for child in getattr(stmt, field_name, ()) or ():
+            if isinstance(child, ast.ExceptHandler):
+                for sub in child.body:
+                    yield from _defs_in(sub)
+            elif isinstance(child, ast.stmt):
+                yield from _defs_in(child)
+
+
+def _outside_names(func: FuncDef) -> frozenset[str]:
+    names: set[str] = set()
+    for node in walk_scope(func):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+    return frozenset(names)
+
+
+def _params(func: FuncDef) -> list[str]:
+    a = func.args
+    return [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+
+
+# ---------------------------------------------------------------------------------------------- module
+
+
+class ModuleChecker:
+    def __init__(self, tree: ast.Module, catalog: Catalog, options: Options) -> None:
+        self.tree = tree
+        self.catalog = catalog
+        self.options = options
+        self.resolver = Resolver(tree, catalog)
+        self.release_names = frozenset(
+            name for api in set(catalog.resources.values()) for name in api.release
+        )
+        self.pool_release_names = frozenset(
+            name for api in set(catalog.resources.values()) for name in api.pool_release
+        )
+        self.param_api = ResourceApi(
+            api="<parameter>", kind="parameter", returns="", release=tuple(self.release_names),
+            context_manager="none", fix="none", pool_release=tuple(self.pool_release_names),
+        )
+        self.helpers: dict[str, HelperSummary] = {}
+
+    # ------------------------------------------------------------------ summaries
+
+    def _helper_candidate(self, func: FuncDef) -> bool:
+        params = set(_params(func))
+        if not params:
+            return False
+        for node in walk_scope(func):
+            if isinstance(node, ast.Call):
+                f = node.func
+                if (
+                    isinstance(f, ast.Attribute)
+                    and isinstance(f.value, ast.Name)
+                    and f.value.id in params
+                    and f.attr in self.release_names
+                ):
+                    return True
+                if isinstance(f, ast.Attribute) and f.attr in (self.pool_release_names | STORING_METHODS):
+                    if any(isinstance(a, ast.Name) and a.id in params for a in node.args):
+                        return True
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in params:
+                if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets):
+                    return True
+        return False
+
+    def _analyze(self, f: _Func, with_params: bool) -> tuple[Analysis, Result, EventBuilder]:
+        scope = self.resolver.function_scope(f.node, f.cls)
+        builder = EventBuilder(
+            self.resolver, scope, mode=f.mode, helpers=self.helpers,
+            release_names=self.release_names, declared_outside=_outside_names(f.node),
+        )
+        if f.graph is None:
+            f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture")
+        initial = []
+        if with_params:
+            from connlint.events import ACQ, Event
+
+            for name in _params(f.node):
+                site = builder.param_site(name, self.param_api, f.node)
+                initial.append(Event(ACQ, name, site.id))
+        analysis = Analysis(f.graph, builder, initial)
+        return analysis, analysis.run(), builder
+
+    def check(self) -> list[Finding]:
+        funcs = _functions(self.tree, self.resolver)
+        helper_candidates = {id(f) for f in funcs if f.key is not None and self._helper_candidate(f.node)}
+        results: dict[int, tuple[Analysis, Result, EventBuilder]] = {}
+        candidates: list[_Func] = []
+        for _ in range(4):
+            factories: dict[str, Factory] = {}
+            helpers: dict[str, HelperSummary] = {}
+            results = {}
+            # a new factory or helper makes more functions worth analysing
+            candidates = [f for f in funcs if id(f) in helper_candidates or self.resolver.may_acquire(f.node)]
+            for f in candidates:
+                with_params = id(f) in helper_candidates
+                try:
+                    results[id(f)] = out = self._analyze(f, with_params)
+                except (cfg.BudgetExceeded, RecursionError):
+                    continue
+                if f.key is not None:
+                    self._summarize(f, out, factories, helpers)
+            if factories == self.resolver.factories and helpers == self.helpers:
+                break
+            self.resolver.factories = factories
+            self.resolver.__dict__.pop("_method_names_cache", None)
+            self.helpers = helpers
+        findings: list[Finding] = []
+        for f in candidates:
+            if id(f) in results:
+                findings.extend(self._findings(f, *results[id(f)]))
+        if self.options.enabled("CNL901"):
+            findings.extend(self._module_level())
+        return sorted(set(findings))
+
+    def _summarize(self, f: _Func, out: tuple[Analysis, Result, EventBuilder],
+                   factories: dict[str, Factory], helpers: dict[str, HelperSummary]) -> None:
+        _, result, builder = out
+        assert f.key is not None
+        if f.mode == "function" and not f.node.name.startswith("__"):
+            origin = builder.direct_returns[0] if builder.direct_returns else None
+            if origin is None:
+                for site in result.sites:
+                    if not site.is_param and result.obs.escaped.get(site.id) == {"return"}:
+                        origin = site.origin
+                        break
+            if origin is not None:
+                via = origin.display.split(" (line", 1)[0].rstrip("()")
+                if " (line " in origin.display:
+                    via = origin.display.rsplit(", ", 1)[1].rstrip(")")
+                factories[f.key] = Factory(f.key, f.node.lineno, origin.api, via)
+        params = [s for s in result.sites if s.is_param]
+        if params:
+            effects: dict[str, str] = {}
+            for site in params:
+                assert site.var is not None
+                if site.id in result.obs.escaped:
+                    effects[site.var] = "sink"
+                elif site.id in result.obs.released and site.id not in result.normal_leaks:
+                    effects[site.var] = "release"
+            if effects:
+                helpers[f.key] = HelperSummary(tuple(_params(f.node)), effects)
+
+    # ------------------------------------------------------------------ findings
+
+    def _findings(self, f: _Func, analysis: Analysis, result: Result, builder: EventBuilder) -> Iterator[Finding]:
+        obs = result.obs
+        leaking: dict[int, tuple[str, str]] = {}
+        for site in result.sites:
+            if site.is_param:
+                continue
+            verdict = self._verdict(f, analysis, result, site)
+            if verdict is not None:
+                leaking[site.id] = verdict
+        for sid, (code, message) in leaking.items():
+            site = result.sites[sid]
+            if any(p in leaking and not result.sites[p].is_param for p in site.parents):
+                continue  # the connection it came from is reported; closing that releases this too
+            if not self.options.enabled(code):
+                continue
+            call = site.call
+            yield Finding(
+                call.lineno, call.col_offset + 1, code, message,
+                getattr(call, "end_lineno", call.lineno) or call.lineno,
+                (getattr(call, "end_col_offset", call.col_offset) or call.col_offset) + 1,
+            )
+        del obs
+
+    def _verdict(self, f: _Func, analysis: Analysis, result: Result, site: Site) -> tuple[str, str] | None:
+        obs = result.obs
+        what = _describe(site)
+        sid = site.id
+        if sid in obs.fixture_returned:
+            return "CNL007", f"pytest fixture '{f.node.name}' returns {what}; pytest never closes it (yield it and close after the yield)"
+        if sid in obs.overwritten:
+            line, how = obs.overwritten[sid]
+            if how == "deleted":
+                return "CNL004", f"{what} is deleted with 'del' at line {line} before it is closed"
+            if line == site.line:
+                return "CNL004", f"{what} is acquired again at line {line} (next loop iteration) before it is closed"
+            return "CNL004", f"{what} is overwritten at line {line} before it is closed"
+        normal = sid in result.normal_leaks
+        if not normal and sid not in result.exc_leaks:
+            return None
+        if sid in obs.unawaited_close:
+            return "CNL006", (
+                f"{what} is closed without 'await' at line {obs.unawaited_close[sid]}: "
+                f"close() returns a coroutine that never runs"
+            )
+        if normal:
+            exit_text = _exit_text(analysis.witness(result, sid, exceptional=False)[0])
+            if site.via_with:
+                name = f" '{site.var}'" if site.var else ""
+                return "CNL003", f"{_with_text(site)}; the {site.api.kind}{name} is still open {exit_text}"
+            if site.api.is_pool_checkout:
+                return "CNL005", f"{what} is not returned to the pool {exit_text}"
+            if sid in obs.released:
+                return "CNL002", f"{what} is not closed {exit_text}"
+            return "CNL001", f"{what} is never closed"
+        node, at_yield = analysis.witness(result, sid, exceptional=True)
+        if at_yield and f.mode == "contextmanager":
+            line = node.line if node is not None else f.node.lineno
+            return "CNL102", (
+                f"{what} is not closed when the 'with' body raises into the yield at line {line}; "
+                f"close it in a 'finally'"
+            )
+        where = f"if line {node.line} raises" if node is not None else "when an exception is raised"
+        verb = "returned to the pool" if site.api.is_pool_checkout else "closed"
+        return "CNL101", f"{what} is not {verb} {where}"
+
+    # ------------------------------------------------------------------ module level (opt-in)
+
+    def _module_level(self) -> Iterator[Finding]:
+        scope = Scope(dict(self.resolver.module_types))
+        builder = EventBuilder(self.resolver, scope, mode="module", helpers=self.helpers,
+                               release_names=self.release_names)
+        try:
+            graph = cfg.build(self.tree, self.options.budget)
+        except (cfg.BudgetExceeded, RecursionError):
+            return
+        result = Analysis(graph, builder).run()
+        for site in result.sites:
+            if site.api.kind not in ("connection", "cursor", "session", "pooled connection"):
+                continue
+            if site.id in result.normal_leaks or site.id in result.exc_leaks:
+                call = site.call
+                yield Finding(
+                    call.lineno, call.col_offset + 1, "CNL901",
+                    f"{_describe(site)} is opened at module level and stays open until the interpreter exits",
+                    call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
+                )
+
+
+def _describe(site: Site) -> str:
+    name = f" '{site.var}'" if site.var else ""
+    return f"{site.api.kind}{name} from {site.origin.display}"
+
+
+def _with_text(site: Site) -> str:
+    api = site.api
+    call = site.origin.display
+    if api.context_manager == "transaction-only":
+        action = "only commits or rolls back"
+        if api.is_pool_checkout:
+            action += " and does not return it to the pool"
+        return f"'with {call}' {action}"
+    return f"'with {call}' does not close it"
+
+
+def _exit_text(node: cfg.Node | None) -> str:
+    if node is None:
+        return "on some path"
+    if node.kind == cfg.FALL_OFF:
+        return f"when the function ends at line {node.line}"
+    if node.jump == "break":
+        return f"when the loop breaks at line {node.line}"
+    if node.jump == "continue":
+        return f"when the loop continues at line {node.line}"
+    return f"when the function returns at line {node.line}"
+
+
+def check_tree(tree: ast.Module, options: Options | None = None, catalog: Catalog | None = None) -> list[Finding]:
+    """All findings for one parsed module."""
+    return ModuleChecker(tree, catalog or default_catalog(), options or Options()).check()
+
+
+def check_source(source: str, options: Options | None = None, catalog: Catalog | None = None,
+                 filename: str = "<unknown>") -> list[Finding]:
+    catalog = catalog or default_catalog()
+    if not mentions_catalog(source, catalog):
+        return []
+    tree = ast.parse(source, filename)
+    return check_tree(tree, options, catalog)
+
+
+__all__ = ["Finding", "Options", "check_source", "check_tree", "mentions_catalog", "replace"]

@@ -1,0 +1,100 @@
+"""Every rule connlint reports: code, kebab-case name, summary and whether it is on by default.
+
+This is the one place that names rules; the analysis produces ``Leak`` records and the checker turns
+them into findings with a code from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    summary: str
+    default: bool = True
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("CNL001", "resource-never-closed", "A connection, cursor, session or client is never closed."),
+    Rule(
+        "CNL002",
+        "resource-not-closed-on-path",
+        "A resource is closed on some paths but an exit (return, break, a branch, a loop that does not run) "
+        "leaves it open.",
+    ),
+    Rule(
+        "CNL003",
+        "with-does-not-close",
+        "The resource is used in a 'with' block whose context manager does not close it "
+        "(it only ends a transaction).",
+    ),
+    Rule(
+        "CNL004",
+        "resource-overwritten-before-close",
+        "The only reference to an open resource is overwritten or deleted before it is closed.",
+    ),
+    Rule(
+        "CNL005",
+        "pool-checkout-not-returned",
+        "A connection checked out of a pool is not returned (putconn/release/close) on every path.",
+    ),
+    Rule(
+        "CNL006",
+        "async-close-not-awaited",
+        "An async resource's close() is called without 'await', so it never runs.",
+    ),
+    Rule(
+        "CNL007",
+        "fixture-returns-resource",
+        "A pytest fixture returns an open resource; pytest never closes it.",
+    ),
+    Rule(
+        "CNL101",
+        "resource-not-closed-on-exception",
+        "A resource is closed on every normal path but not when a statement between acquisition "
+        "and close raises.",
+    ),
+    Rule(
+        "CNL102",
+        "contextmanager-close-not-in-finally",
+        "A generator context manager closes its resource after 'yield' outside 'finally', "
+        "so it leaks when the 'with' body raises.",
+    ),
+    Rule(
+        "CNL901",
+        "module-level-connection",
+        "A connection or cursor is opened at module level and lives until the interpreter exits (opt-in).",
+        default=False,
+    ),
+)
+
+BY_CODE: dict[str, Rule] = {rule.code: rule for rule in RULES}
+BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+DEFAULT_OFF: tuple[str, ...] = tuple(rule.code for rule in RULES if not rule.default)
+
+
+def code_matches(code: str, selectors: tuple[str, ...] | list[str] | frozenset[str]) -> bool:
+    """flake8 semantics: a selector matches a code it is a prefix of ("CNL" matches every rule)."""
+    return any(code.startswith(sel) for sel in selectors)
+
+
+def is_enabled(code: str, select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> bool:
+    """Decide whether ``code`` is reported, the way flake8 resolves --select against --ignore.
+
+    No --select means every default rule. Default-off rules behave like flake8's
+    ``extend_default_ignore``: they are ignored under their full code, so only a selector at least
+    as specific (``--select CNL901``) turns them on. When a select and an ignore selector both
+    match, the longer one wins.
+    """
+    selected = [s for s in select if code.startswith(s)] if select else [""]
+    if not selected:
+        return False
+    longest_select = max(map(len, selected))
+    ignored = [s for s in ignore if code.startswith(s)]
+    if ignored and max(map(len, ignored)) >= longest_select:
+        return False
+    # an implicit (default-off) ignore loses to an explicit select of the same length
+    return not (code in DEFAULT_OFF and longest_select < len(code))
