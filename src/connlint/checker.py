@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 from connlint import cfg, rules
@@ -21,6 +21,16 @@ from connlint.resolve import Factory, Resolver, Scope, dotted, walk_scope
 FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
 
+@dataclass(frozen=True)
+class Leak:
+    """What the analysis knows about a finding's resource (for fixes and machine-readable output)."""
+
+    api: ResourceApi
+    var: Optional[str]
+    via_with: bool  # bound by a with-statement whose context manager does not close
+    function_line: int  # the def line of the function that owns the resource (0: module level)
+
+
 @dataclass(frozen=True, order=True)
 class Finding:
     line: int
@@ -29,6 +39,7 @@ class Finding:
     message: str
     end_line: int = 0
     end_col: int = 0
+    leak: Optional[Leak] = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -264,7 +275,6 @@ class ModuleChecker:
     # ------------------------------------------------------------------ findings
 
     def _findings(self, f: _Func, analysis: Analysis, result: Result, builder: EventBuilder) -> Iterator[Finding]:
-        obs = result.obs
         leaking: dict[int, tuple[str, str]] = {}
         for site in result.sites:
             if site.is_param:
@@ -283,8 +293,8 @@ class ModuleChecker:
                 call.lineno, call.col_offset + 1, code, message,
                 getattr(call, "end_lineno", call.lineno) or call.lineno,
                 (getattr(call, "end_col_offset", call.col_offset) or call.col_offset) + 1,
+                Leak(site.api, site.var, site.via_with, f.node.lineno),
             )
-        del obs
 
     def _verdict(self, f: _Func, analysis: Analysis, result: Result, site: Site) -> tuple[str, str] | None:
         obs = result.obs
@@ -348,6 +358,7 @@ class ModuleChecker:
                     call.lineno, call.col_offset + 1, "CNL901",
                     f"{_describe(site)} is opened at module level and stays open until the interpreter exits",
                     call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
+                    Leak(site.api, site.var, site.via_with, 0),
                 )
 
 

@@ -457,48 +457,52 @@ class EventBuilder:
                 and arg.attr in self.release_names
             ):
                 out.append(Event(ESCAPE, arg.value.id, "store"))
+        self._expr(func.value if isinstance(func, ast.Attribute) else func, out)
+        receiver = _plain_name(func.value) if isinstance(func, ast.Attribute) else None
+        callee = dotted(func)
+        helper: HelperSummary | None = None
+        skip_self = False
         if isinstance(func, ast.Attribute):
-            self._expr(func.value, out)
-            receiver = _plain_name(func.value)
-            for arg in args:
-                if func.attr in STORING_METHODS:
-                    self._keep(arg, out)
-                else:
-                    self._expr(arg, out)
-            for arg in call.args:
-                name = _plain_name(arg)
-                if name is not None:
-                    out.append(Event(POOL, name, func.attr, awaited, call.lineno))
-            helper = None
             if self.scope.cls is not None and receiver == self.scope.self_name:
                 helper = self.helpers.get(f"{self.scope.cls}.{func.attr}")
-            if helper is not None:
-                self._helper(helper, call, out, skip_self=True)
-            if receiver is not None:
-                out.append(Event(METHOD, receiver, func.attr, awaited, call.lineno))
-            return
-        self._expr(func, out)
-        if self._is_closing(func) or dotted(func) == "setattr":
-            for arg in args:
-                self._keep(arg, out)
-            return
-        callee = dotted(func)
-        helper = self.helpers.get(callee) if callee is not None else None
+                skip_self = True
+        elif callee is not None:
+            helper = self.helpers.get(callee)
         if helper is not None:
             for arg in args:
                 self._expr(arg, out)
-            self._helper(helper, call, out, skip_self=False)
-            return
-        last = callee.rpartition(".")[2] if callee else ""
-        constructor = last[:1].isupper() and self.resolver.acquisition(call, self.scope) is None
-        for arg in args:
-            if constructor:
+            self._helper(helper, call, out, skip_self=skip_self)
+        elif self._keeps_arguments(call, callee):
+            for arg in args:
                 self._keep(arg, out)
                 if isinstance(arg, (ast.Tuple, ast.List)):
                     for elt in arg.elts:
                         self._keep(elt, out)
-            else:
+        else:
+            for arg in args:
                 self._expr(arg, out)
+        if isinstance(func, ast.Attribute):
+            for arg in call.args:
+                name = _plain_name(arg)
+                if name is not None:
+                    out.append(Event(POOL, name, func.attr, awaited, call.lineno))
+            if receiver is not None:
+                out.append(Event(METHOD, receiver, func.attr, awaited, call.lineno))
+
+    def _keeps_arguments(self, call: ast.Call, callee: str | None) -> bool:
+        """Does the callee keep what it is given? Containers and cleanup registries (by method
+        name), ``closing()``, ``setattr()``, constructors (a callee named like a class, or
+        ``__init__``/``__new__``: ``Wrapper(conn)``, ``Base.__init__(self, conn)``,
+        ``super().__init__(conn)``). Anything else borrows."""
+        func = call.func
+        last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if isinstance(func, ast.Attribute) and last in STORING_METHODS:
+            return True
+        if self._is_closing(func) or callee == "setattr":
+            return True
+        if last in ("__init__", "__new__"):
+            return True
+        return last[:1].isupper() and self.resolver.acquisition(call, self.scope) is None
 
     def _helper(self, helper: HelperSummary, call: ast.Call, out: list[Event], skip_self: bool) -> None:
         for arg, effect in helper.effect_for(call, skip_self):
