@@ -82,19 +82,21 @@ def code_matches(code: str, selectors: tuple[str, ...] | list[str] | frozenset[s
 
 
 def is_enabled(code: str, select: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> bool:
-    """Decide whether ``code`` is reported, the way flake8 resolves --select against --ignore.
+    """Decide whether ``code`` is reported, with flake8's decision rules.
 
-    No --select means every default rule. Default-off rules behave like flake8's
-    ``extend_default_ignore``: they are ignored under their full code, so only a selector at least
-    as specific (``--select CNL901``) turns them on. When a select and an ignore selector both
-    match, the longer one wins.
+    ``select``/``ignore`` are what the user chose explicitly. Without a select every rule is
+    implicitly selected; default-off rules are implicitly ignored (flake8's ``extend_default_ignore``).
+    An explicit choice beats an implicit one; when both lists match explicitly (or both implicitly),
+    the longer prefix wins and a tie is ignored.
     """
-    selected = [s for s in select if code.startswith(s)] if select else [""]
-    if not selected:
+    sel_explicit = max((len(s) for s in select if code.startswith(s)), default=-1)
+    ign_explicit = max((len(s) for s in ignore if code.startswith(s)), default=-1)
+    if sel_explicit >= 0 and ign_explicit >= 0:
+        return sel_explicit > ign_explicit
+    if sel_explicit >= 0:
+        return True
+    if ign_explicit >= 0:
         return False
-    longest_select = max(map(len, selected))
-    ignored = [s for s in ignore if code.startswith(s)]
-    if ignored and max(map(len, ignored)) >= longest_select:
+    if select:  # a selection was given and this code is not in it
         return False
-    # an implicit (default-off) ignore loses to an explicit select of the same length
-    return not (code in DEFAULT_OFF and longest_select < len(code))
+    return code not in DEFAULT_OFF

@@ -1,0 +1,164 @@
+"""The ``connlint`` command end to end, in a subprocess like users run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+LEAKY = textwrap.dedent(
+    """\
+    import sqlite3
+
+
+    def count(path, table):
+        conn = sqlite3.connect(path)
+        if not table:
+            return 0
+        n = conn.execute(f"select count(*) from {table}").fetchone()[0]
+        conn.close()
+        return n
+    """
+)
+CLEAN = "import sqlite3\n\n\ndef f(p):\n    with __import__('contextlib').closing(sqlite3.connect(p)) as c:\n        return c\n"
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connlint", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "leaky.py").write_text(LEAKY)
+    (tmp_path / "pkg" / "clean.py").write_text("import sqlite3\n\nx = 1\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "skip.py").write_text(LEAKY)
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "venv" / "lib.py").write_text(LEAKY)
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "x.py").write_text(LEAKY)
+    return tmp_path
+
+
+def test_text_output_relative_paths_and_exit_1(project: Path) -> None:
+    proc = run("check", "pkg", cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == (
+        "pkg/leaky.py:5:12: CNL002 connection 'conn' from sqlite3.connect() is not closed "
+        "when the function returns at line 7\n"
+    )
+
+
+def test_default_path_walks_and_skips_hidden_venv_node_modules(project: Path) -> None:
+    proc = run("check", cwd=project)
+    assert proc.returncode == 1
+    assert [line.split(":")[0] for line in proc.stdout.splitlines()] == ["./pkg/leaky.py"]
+
+
+def test_json_output_fields(project: Path) -> None:
+    proc = run("check", "--format", "json", "pkg/leaky.py", cwd=project)
+    assert proc.returncode == 1
+    (item,) = json.loads(proc.stdout)
+    assert item["path"] == "pkg/leaky.py"
+    assert (item["line"], item["col"], item["end_line"], item["end_col"]) == (5, 12, 5, 33)  # end column is exclusive, as in SARIF
+    assert item["code"] == "CNL002" and item["name"] == "resource-not-closed-on-path"
+    assert "line 7" in item["message"]
+
+
+def test_clean_exit_0_and_empty_json(project: Path) -> None:
+    assert run("check", "pkg/clean.py", cwd=project).returncode == 0
+    proc = run("check", "--format", "json", "pkg/clean.py", cwd=project)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--select", "CNL002"], 1),
+        (["--select", "CNL0"], 1),
+        (["--select", "CNL001"], 0),
+        (["--ignore", "CNL002"], 0),
+        (["--ignore", "CNL0"], 0),
+        (["--select", "CNL", "--ignore", "CNL002"], 0),
+        (["--select", "CNL002", "--ignore", "CNL0"], 1),  # the more specific selector wins
+    ],
+)
+def test_select_and_ignore(project: Path, args: list[str], expected: int) -> None:
+    assert run("check", *args, "pkg/leaky.py", cwd=project).returncode == expected
+
+
+def test_unknown_code_is_a_usage_error(project: Path) -> None:
+    proc = run("check", "--select", "E501", "pkg", cwd=project)
+    assert proc.returncode == 2 and "unknown code" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("comment", "silenced"),
+    [("# noqa", True), ("# noqa: CNL002", True), ("# NOQA:CNL002,CNL001", True), ("# noqa: CNL0", True),
+     ("# noqa: CNL001", False), ("# noqa:E501", False)],
+)
+def test_noqa(tmp_path: Path, comment: str, silenced: bool) -> None:
+    src = LEAKY.replace("conn = sqlite3.connect(path)", f"conn = sqlite3.connect(path)  {comment}")
+    (tmp_path / "m.py").write_text(src)
+    proc = run("check", "m.py", cwd=tmp_path)
+    assert (proc.stdout == "") is silenced
+
+
+def test_noqa_in_a_string_is_not_a_comment(tmp_path: Path) -> None:
+    src = LEAKY.replace("conn = sqlite3.connect(path)", "conn = sqlite3.connect(path, '# noqa')")
+    (tmp_path / "m.py").write_text(src)
+    assert run("check", "m.py", cwd=tmp_path).stdout != ""
+
+
+def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "a_broken.py").write_text("import sqlite3\ndef f(:\n")
+    (tmp_path / "b_latin.py").write_bytes(b"import sqlite3\nx = '\xff'\n")
+    (tmp_path / "c_leaky.py").write_text(LEAKY)
+    (tmp_path / "d_dir.py").mkdir()
+    proc = run("check", "a_broken.py", "b_latin.py", "c_leaky.py", "missing.py", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "c_leaky.py:5:12: CNL002" in proc.stdout
+    err = proc.stderr.splitlines()
+    assert len(err) == 3, proc.stderr
+    assert err[0].startswith("a_broken.py: error: 2:7: cannot parse")
+    assert err[1].startswith("b_latin.py: error: cannot decode as utf-8")
+    assert err[2].startswith("missing.py: error: no such file")
+    assert "Traceback" not in proc.stderr
+
+
+def test_coding_cookie_and_bom(tmp_path: Path) -> None:
+    (tmp_path / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + LEAKY.encode().replace(b"return 0", b"return '\xe9'"))
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + LEAKY.encode())
+    proc = run("check", "latin.py", "bom.py", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
+
+
+def test_exclude_globs(project: Path) -> None:
+    assert run("check", "--exclude", "leaky.py", "pkg", cwd=project).returncode == 0
+    assert run("check", "--exclude", "pkg", ".", cwd=project).returncode == 0
+
+
+def test_rules_listing() -> None:
+    proc = run("rules", cwd=Path.cwd())
+    assert proc.returncode == 0
+    assert "CNL002  resource-not-closed-on-path" in proc.stdout
+    assert "CNL901" in proc.stdout and "off (opt-in)" in proc.stdout
+
+
+def test_opt_in_rule_needs_explicit_selection(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("import sqlite3\nCONN = sqlite3.connect('x.db')\n")
+    assert run("check", "m.py", cwd=tmp_path).returncode == 0
+    proc = run("check", "--extend-select", "CNL901", "m.py", cwd=tmp_path)
+    assert proc.returncode == 1 and "CNL901" in proc.stdout
+    # as in flake8, an explicit selection beats the implicit default-off
+    assert run("check", "--select", "CNL", "m.py", cwd=tmp_path).returncode == 1
+    assert run("check", "--select", "CNL0", "m.py", cwd=tmp_path).returncode == 0

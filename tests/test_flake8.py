@@ -1,0 +1,48 @@
+"""The flake8 plugin reports the same findings as the CLI, through a real ``flake8`` process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+CASES = Path(__file__).parent / "fixtures" / "cases"
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.stdout
+
+
+def test_flake8_and_cli_agree_on_every_fixture(tmp_path: Path) -> None:
+    files = sorted(str(p) for p in CASES.glob("*.py"))
+    assert files
+    flake8_out = run([sys.executable, "-m", "flake8", "--isolated", "--select", "CNL", *files], tmp_path)
+    cli_out = run([sys.executable, "-m", "connlint", "check", "--select", "CNL", *files], tmp_path)
+    assert sorted(flake8_out.splitlines()) == sorted(cli_out.splitlines())
+    assert flake8_out.strip(), "the fixtures contain leaks: flake8 must report some"
+
+
+def test_flake8_opt_in_code_and_noqa(tmp_path: Path) -> None:
+    mod = tmp_path / "m.py"
+    mod.write_text(
+        "import sqlite3\n"
+        "CONN = sqlite3.connect('x.db')\n"
+        "def f(p):\n"
+        "    c = sqlite3.connect(p)\n"
+        "def g(p):\n"
+        "    c = sqlite3.connect(p)  # noqa: CNL001\n"
+    )
+    out = run([sys.executable, "-m", "flake8", "--isolated", "--select", "CNL0", str(mod)], tmp_path)
+    assert [line.split(": ", 1)[1][:6] for line in out.splitlines()] == ["CNL001"]
+    assert ":4:9:" in out
+    out = run([sys.executable, "-m", "flake8", "--isolated", str(mod)], tmp_path)
+    assert "CNL901" not in out and "CNL001" in out  # opt-in: default-ignored
+    out = run([sys.executable, "-m", "flake8", "--isolated", "--extend-select", "CNL901", str(mod)], tmp_path)
+    assert "CNL901" in out
+
+
+def test_plugin_is_registered() -> None:
+    proc = subprocess.run([sys.executable, "-m", "flake8", "--version"], capture_output=True, text=True)
+    assert "connlint" in proc.stdout
