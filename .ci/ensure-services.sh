@@ -31,13 +31,33 @@ die() {
     return 1
 }
 
-APT_UPDATED=0
+# report SERVICE ACTION...: the one line per service, actions joined with "; "
+report() {
+    local service=$1 line
+    shift
+    line=$(printf '%s; ' "$@")
+    echo "$service: ${line%; }"
+}
+
+# apt output goes to a log that is shown only when the install fails
+APT_LOG="${TMPDIR:-/tmp}/connlint-ensure-services-apt.log"
 apt_install() {
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        as_root apt-get update -qq >/dev/null || echo "warning: apt-get update failed; using the existing package lists" >&2
-        APT_UPDATED=1
+    if ! as_root apt-get update >"$APT_LOG" 2>&1; then
+        echo "warning: apt-get update failed (trying the existing package lists); see $APT_LOG" >&2
     fi
-    as_root apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null
+    if ! as_root apt-get install -y --no-install-recommends "$@" </dev/null >>"$APT_LOG" 2>&1; then
+        tail -n 20 "$APT_LOG" >&2
+        return 1
+    fi
+}
+
+# quietly CMD...: run CMD, showing its output only if it fails (keeps the report to one line per service)
+quietly() {
+    local out
+    if ! out=$("$@" 2>&1 </dev/null); then
+        printf '%s\n' "$out" >&2
+        return 1
+    fi
 }
 
 # wait_until SECONDS CMD...: poll CMD once a second; succeed as soon as it does, fail after SECONDS.
@@ -83,12 +103,12 @@ ensure_postgresql() {
     version="$(pg_version)"
     [ -n "$version" ] || die postgresql "no cluster configuration under /etc/postgresql after install"
     if [ ! -d "/etc/postgresql/$version/main" ]; then
-        as_root pg_createcluster "$version" main >/dev/null || die postgresql "pg_createcluster $version main failed"
+        quietly as_root pg_createcluster "$version" main || die postgresql "pg_createcluster $version main failed"
         actions+=("created cluster $version/main")
     fi
     if ! pg_answers; then
         as_root install -d -o postgres -g postgres -m 2775 /var/run/postgresql
-        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        quietly as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
             die postgresql "pg_ctlcluster $version main start failed (see /var/log/postgresql/)"
         wait_until "$WAIT_SECONDS" pg_answers ||
             die postgresql "cluster $version/main started but not ready after ${WAIT_SECONDS}s"
@@ -110,8 +130,7 @@ ensure_postgresql() {
         fi
         pg_usable || die postgresql "still cannot log in as postgres to database test at $PG_HOST:$PG_PORT"
     fi
-    local IFS=';'
-    echo "postgresql: ${actions[*]:-fixed login}; ready at $PG_HOST:$PG_PORT" | sed 's/;/; /g'
+    report postgresql "${actions[@]}" "ready at $PG_HOST:$PG_PORT"
 }
 
 # ------------------------------------------------------------------------------------------ MariaDB
@@ -147,13 +166,13 @@ ensure_mariadb() {
         actions+=("installed $(dpkg-query -W -f='${Package} ${Version}' mariadb-server 2>/dev/null || echo mariadb-server)")
     fi
     if [ ! -d /var/lib/mysql/mysql ]; then
-        as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db >/dev/null ||
+        quietly as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db ||
             die mariadb "mariadb-install-db failed"
         actions+=("initialised /var/lib/mysql")
     fi
     if ! my_answers >/dev/null 2>&1; then
         as_root install -d -o mysql -g mysql -m 755 /run/mysqld
-        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql ||
+        quietly as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql ||
             die mariadb "start-stop-daemon could not start /usr/sbin/mariadbd"
         wait_until "$WAIT_SECONDS" my_answers ||
             die mariadb "mariadbd started but not answering after ${WAIT_SECONDS}s (see /var/log/mysql/error.log)"
@@ -166,11 +185,10 @@ ensure_mariadb() {
                      GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
                      CREATE DATABASE IF NOT EXISTS test;
                      FLUSH PRIVILEGES;" || die mariadb "cannot configure root over the Unix socket"
-        actions+=("enabled root login with an empty password over TCP; ensured database test")
+        actions+=("enabled root login with an empty password over TCP" "ensured database test")
         my_usable || die mariadb "still cannot log in as root to database test at $MY_HOST:$MY_PORT"
     fi
-    local IFS=';'
-    echo "mariadb: ${actions[*]:-fixed login}; ready at $MY_HOST:$MY_PORT" | sed 's/;/; /g'
+    report mariadb "${actions[@]}" "ready at $MY_HOST:$MY_PORT"
 }
 
 # Not "ensure_x || status=1": bash ignores "set -e" inside anything run on the left of "||".

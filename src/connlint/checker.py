@@ -16,7 +16,7 @@ from connlint import cfg, rules
 from connlint.catalog import Catalog, ResourceApi, default_catalog
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
-from connlint.resolve import Factory, Resolver, Scope, dotted, walk_scope
+from connlint.resolve import Factory, Resolver, Scope, dotted
 
 FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
@@ -98,7 +98,7 @@ def _mode(func: FuncDef, resolver: Resolver) -> str:
         return "fixture"
     if decorators & _CONTEXT_MANAGERS:
         return "contextmanager"
-    if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in walk_scope(func)):
+    if any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in resolver.index.of(func)):
         return "generator"
     return "function"
 
@@ -136,9 +136,9 @@ def _defs_in(stmt: ast.stmt) -> Iterator[ast.AST]:
                 yield from _defs_in(child)
 
 
-def _outside_names(func: FuncDef) -> frozenset[str]:
+def _outside_names(func: FuncDef, resolver: Resolver) -> frozenset[str]:
     names: set[str] = set()
-    for node in walk_scope(func):
+    for node in resolver.index.of(func):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             names.update(node.names)
     return frozenset(names)
@@ -176,7 +176,7 @@ class ModuleChecker:
         params = set(_params(func))
         if not params:
             return False
-        for node in walk_scope(func):
+        for node in self.resolver.index.of(func):
             if isinstance(node, ast.Call):
                 f = node.func
                 if (
@@ -198,7 +198,7 @@ class ModuleChecker:
         scope = self.resolver.function_scope(f.node, f.cls)
         builder = EventBuilder(
             self.resolver, scope, mode=f.mode, helpers=self.helpers,
-            release_names=self.release_names, declared_outside=_outside_names(f.node),
+            release_names=self.release_names, declared_outside=_outside_names(f.node, self.resolver),
         )
         if f.graph is None:
             f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture")
@@ -277,7 +277,7 @@ class ModuleChecker:
     def _findings(self, f: _Func, analysis: Analysis, result: Result, builder: EventBuilder) -> Iterator[Finding]:
         leaking: dict[int, tuple[str, str]] = {}
         for site in result.sites:
-            if site.is_param:
+            if site.is_param or site.managed:
                 continue
             verdict = self._verdict(f, analysis, result, site)
             if verdict is not None:

@@ -198,6 +198,9 @@ class Analysis:
                     if exc_open is not None:
                         # a release or hand-off that raises still counts: no double report
                         self._kill(exc_open, site, None, None)
+        if node.kind == cfg.HANDLER:
+            # the exception is caught: from here on this is an ordinary path of the function
+            opened = {site: NORMAL for site in opened}
         out = State(pts, opened)
         if exc_open is None:
             return out, EMPTY

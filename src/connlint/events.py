@@ -47,6 +47,7 @@ class Site:
     var: Optional[str]
     receiver: Optional[str] = None  # the name the method was called on (conn in conn.cursor())
     via_with: bool = False  # bound by a with whose context manager does not release it
+    managed: bool = False  # bound by a with that releases it on exit: never reported
     is_param: bool = False  # a pseudo-resource standing for a parameter (summaries)
     parents: set[int] = field(default_factory=set)
 
@@ -166,6 +167,9 @@ class EventBuilder:
             target = _plain_name(stmt.context_expr)
             if target is not None:
                 out.append(Event(CM_EXIT, target))
+            managed = self._managed_site(stmt)
+            if managed is not None:
+                out.append(Event(RELEASE, None, managed.id))
             return out
         if kind == cfg.WITH_ENTER:
             assert isinstance(stmt, ast.withitem)
@@ -334,17 +338,24 @@ class EventBuilder:
             call, origin, _ = acquired
             self._expr_children(expr, out, skip=call)
             if origin.api.cm_releases:
-                if var is not None:
-                    out.append(Event(BIND, var, ()))
+                # tracked only so that what is derived from it (cursors) goes with it at the exit
+                site = self._site(call, origin, var)
+                site.managed = True
+                out.append(Event(ACQ, var, site.id))
                 return
             site = self._site(call, origin, var, via_with=True)
             out.append(Event(ACQ, var, site.id))
             return
         if isinstance(expr, ast.Call) and self._is_closing(expr.func) and expr.args:
             inner = expr.args[0]
-            if self._acquired(inner) is not None:
-                call = self._acquired(inner)[0]  # type: ignore[index]
+            inner_acquired = self._acquired(inner)
+            if inner_acquired is not None:
+                call, origin, _ = inner_acquired
                 self._expr_children(inner, out, skip=call)
+                site = self._site(call, origin, var)
+                site.managed = True
+                out.append(Event(ACQ, var, site.id))
+                return
             else:
                 name = _plain_name(inner)
                 if name is not None:
@@ -359,6 +370,15 @@ class EventBuilder:
         if item.optional_vars is not None:
             # "with conn as c": c is conn when the context manager returns self
             self._bind_target(item.optional_vars, source, out)
+
+    def _managed_site(self, item: ast.withitem) -> Site | None:
+        expr = item.context_expr
+        if isinstance(expr, ast.Call) and self._is_closing(expr.func) and expr.args:
+            expr = expr.args[0]
+        if isinstance(expr, ast.Await):
+            expr = expr.value
+        site = self._sites_by_call.get(id(expr))
+        return site if site is not None and site.managed else None
 
     def _captures(self, scope_node: ast.AST, out: list[Event]) -> None:
         """A nested function, lambda or class that refers to a name keeps what it holds."""

@@ -55,12 +55,41 @@ def source_text(expr: ast.expr, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class ScopeIndex:
+    """One pass over a module: the nodes of each scope (a nested scope's own node belongs to the
+    enclosing scope, its body to itself), plus every import and class definition."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.nodes: dict[int, list[ast.AST]] = {id(tree): []}
+        self.imports: list[ast.Import | ast.ImportFrom] = []
+        self.classes: list[ast.ClassDef] = []
+        stack: list[tuple[ast.AST, list[ast.AST]]] = [(tree, self.nodes[id(tree)])]
+        while stack:
+            node, bucket = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                bucket.append(child)
+                if isinstance(child, _SCOPES):
+                    own: list[ast.AST] = []
+                    self.nodes[id(child)] = own
+                    stack.append((child, own))
+                    if isinstance(child, ast.ClassDef):
+                        self.classes.append(child)
+                else:
+                    if isinstance(child, (ast.Import, ast.ImportFrom)):
+                        self.imports.append(child)
+                    stack.append((child, bucket))
+
+    def of(self, scope: ast.AST) -> list[ast.AST]:
+        found = self.nodes.get(id(scope))
+        return found if found is not None else list(_walk_scope(scope))
+
+
 class ImportMap:
     """Local name -> fully qualified name, from every import statement in a module."""
 
-    def __init__(self, tree: ast.AST, shadowed: set[str]) -> None:
+    def __init__(self, imports: list[ast.Import | ast.ImportFrom], shadowed: set[str]) -> None:
         self.names: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in imports:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -117,6 +146,13 @@ class Scope:
     types: dict[str, str] = field(default_factory=dict)
     cls: Optional[str] = None  # enclosing class name, for self.x and self.method()
     self_name: Optional[str] = None  # "self" / "cls"
+    # names the function binds itself (parameters, assignments): they shadow imports and globals
+    local_names: frozenset[str] = frozenset()
+
+    def shadows(self, expr: ast.expr) -> bool:
+        while isinstance(expr, ast.Attribute):
+            expr = expr.value
+        return isinstance(expr, ast.Name) and expr.id in self.local_names and expr.id not in self.types
 
 
 class Resolver:
@@ -128,7 +164,8 @@ class Resolver:
         module_defs = {
             n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         }
-        self.imports = ImportMap(tree, module_defs)
+        self.index = ScopeIndex(tree)
+        self.imports = ImportMap(self.index.imports, module_defs)
         self.factories: dict[str, Factory] = {}  # "func" or "Class.method"
         self.module_types: dict[str, str] = {}
         self.class_types: dict[str, dict[str, str]] = {}
@@ -145,7 +182,7 @@ class Resolver:
                         t = self.expr_type(value, module_scope)
                         if t:
                             self.module_types[target.id] = t
-        for cls in (n for n in ast.walk(self.tree) if isinstance(n, ast.ClassDef)):
+        for cls in self.index.classes:
             attrs: dict[str, str] = {}
             self.class_types[cls.name] = attrs
             for stmt in cls.body:
@@ -159,7 +196,7 @@ class Resolver:
                     continue
                 scope = self.function_scope(method, cls.name, with_locals=False)
                 self_name = method.args.args[0].arg
-                for node in _walk_scope(method):
+                for node in self.index.of(method):
                     for target, value in _assignments(node):
                         if (
                             isinstance(target, ast.Attribute)
@@ -176,6 +213,20 @@ class Resolver:
         all_args = [*args.posonlyargs, *args.args, *args.kwonlyargs]
         if cls is not None and all_args and not _is_staticmethod(func):
             scope.self_name = all_args[0].arg
+        bound = {a.arg for a in all_args}
+        if args.vararg:
+            bound.add(args.vararg.arg)
+        if args.kwarg:
+            bound.add(args.kwarg.arg)
+        if not isinstance(func, ast.Lambda):
+            for node in self.index.of(func):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                    bound.add(node.id)
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    bound.add(node.name)
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    bound.difference_update(node.names)
+        scope.local_names = frozenset(bound)
         for arg in all_args:
             for ann in _annotation_types(arg.annotation):
                 q = self.imports.qualify(ann)
@@ -185,7 +236,7 @@ class Resolver:
                         scope.types[arg.arg] = t
         if with_locals and not isinstance(func, ast.Lambda):
             for _ in range(2):
-                for node in _walk_scope(func):
+                for node in self.index.of(func):
                     for target, value in _assignments(node):
                         if isinstance(target, ast.Name):
                             t = self.expr_type(value, scope)
@@ -206,13 +257,15 @@ class Resolver:
         if isinstance(expr, ast.Name):
             if expr.id in scope.types:
                 return scope.types[expr.id]
+            if expr.id in scope.local_names:
+                return None
             if expr.id in self.module_types:
                 return self.module_types[expr.id]
         if isinstance(expr, ast.Attribute):
             if scope.cls is not None and isinstance(expr.value, ast.Name) and expr.value.id == scope.self_name:
                 return self.class_types.get(scope.cls, {}).get(expr.attr)
         if isinstance(expr, (ast.Name, ast.Attribute)):
-            q = self.imports.qualify(expr)
+            q = None if scope.shadows(expr) else self.imports.qualify(expr)
             if q is not None:
                 return self.catalog.values.get(q)
             return None
@@ -223,7 +276,9 @@ class Resolver:
             origin = self.acquisition(expr, scope)
             if origin is not None:
                 return origin.api.returns
-            q = self.imports.qualify(expr.func)
+            q = None if scope.shadows(expr.func) else self.imports.qualify(expr.func)
+            if q in ("contextlib.closing", "contextlib.aclosing") and expr.args:
+                return self.expr_type(expr.args[0], scope)
             if q is not None and q in self.catalog.constructors:
                 return self.catalog.constructors[q]
         return None
@@ -233,7 +288,7 @@ class Resolver:
     def acquisition(self, call: ast.Call, scope: Scope) -> Origin | None:
         """The resource a call acquires, or None."""
         func = call.func
-        q = self.imports.qualify(func)
+        q = None if scope.shadows(func) else self.imports.qualify(func)
         if q is not None:
             api = self.catalog.resource_for_call(q)
             if api is not None:
@@ -250,7 +305,7 @@ class Resolver:
                     return Origin(factory.api, f"{source_text(func)}() (line {factory.line}, {factory.via})")
         elif isinstance(func, ast.Name):
             factory = self.factories.get(func.id)
-            if factory is not None and func.id not in scope.types:
+            if factory is not None and func.id not in scope.local_names:
                 return Origin(factory.api, f"{func.id}() (line {factory.line}, {factory.via})")
             t = self.expr_type(func, scope)
             if t is not None:
@@ -267,7 +322,7 @@ class Resolver:
 
     def may_acquire(self, func: ast.AST) -> bool:
         """Cheap test: does any call in this scope look like it could be a catalog or factory call."""
-        for node in _walk_scope(func):
+        for node in self.index.of(func):
             if isinstance(node, ast.Call):
                 f = node.func
                 name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
@@ -285,6 +340,8 @@ class Resolver:
             names |= {method for _, method in self.catalog.methods}
             names |= {local for local, q in self.imports.names.items() if q in self.catalog.resources}
             names |= {n for n, t in self.module_types.items() if (t, "__call__") in self.catalog.methods}
+            # a function that makes a session factory can call what it made
+            names |= {local for local, q in self.imports.names.items() if q in self.catalog.constructors}
             cached = frozenset(names)
             self._method_names_cache = cached
         return cached

@@ -42,6 +42,8 @@ def check_text(path: str, text: str, options: Options, catalog: Catalog) -> File
     except RecursionError:
         return FileResult(path, error="cannot analyse: the code is nested too deeply")
     if findings:
-        noqa = NoqaMap(text)
-        findings = [f for f in findings if not noqa.suppressed(f.line, f.code)]
+        lines = text.splitlines()
+        if "flake8" in text or any("noqa" in lines[f.line - 1].lower() for f in findings if f.line <= len(lines)):
+            noqa = NoqaMap(text)
+            findings = [f for f in findings if not noqa.suppressed(f.line, f.code)]
     return FileResult(path, tuple(findings))
