@@ -118,8 +118,9 @@ _JUMPS = ("return", "break", "continue", "raise")
 
 
 class _Builder:
-    def __init__(self, budget: int, yield_raises: bool) -> None:
+    def __init__(self, budget: int, yield_raises: bool, quiet_calls: frozenset[str]) -> None:
         self.yield_raises = yield_raises
+        self.quiet_calls = quiet_calls
         self.nodes: list[Node] = []
         self.frames: list[_Frame] = []
         self.budget = budget
@@ -194,7 +195,7 @@ class _Builder:
     def simple(self, stmt: ast.AST, current: Node, kind: str = STMT) -> Node:
         node = self.new(kind, stmt)
         current.add(node)
-        if may_raise(stmt, self.yield_raises):
+        if may_raise(stmt, self.yield_raises) and not is_release_statement(stmt, self.quiet_calls):
             node.exc = self.exc_target()
         return node
 
@@ -480,9 +481,28 @@ def may_raise(node: ast.AST, yield_raises: bool = True) -> bool:
 DEFAULT_BUDGET = 200_000
 
 
-def build(func: FunctionNode, budget: int = DEFAULT_BUDGET, yield_raises: bool = True) -> Graph:
+def is_release_statement(stmt: ast.AST, quiet_calls: frozenset[str]) -> bool:
+    """``x.close()``, ``await x.close()``, ``pool.putconn(x)``: a statement that only releases
+    something. Cleanup code is written as a sequence of these (close the cursor, then the
+    connection); counting each as a place where the next one may be skipped would flag every
+    correct ``finally`` block, so they are treated as not raising."""
+    if not quiet_calls or not isinstance(stmt, ast.Expr):
+        return False
+    call = stmt.value.value if isinstance(stmt.value, ast.Await) else stmt.value
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in quiet_calls
+        and isinstance(call.func.value, (ast.Name, ast.Attribute))
+        and all(isinstance(a, (ast.Name, ast.Constant)) for a in call.args)
+        and not call.keywords
+    )
+
+
+def build(func: FunctionNode, budget: int = DEFAULT_BUDGET, yield_raises: bool = True,
+          quiet_calls: frozenset[str] = frozenset()) -> Graph:
     """Build the graph of one function (or module) body."""
-    b = _Builder(budget, yield_raises)
+    b = _Builder(budget, yield_raises, quiet_calls)
     entry = b.new(ENTRY, func, getattr(func, "lineno", 1))
     return_exit = b.new(RETURN_EXIT, line=getattr(func, "end_lineno", 0) or 0)
     raise_exit = b.new(RAISE_EXIT, line=getattr(func, "end_lineno", 0) or 0)

@@ -189,6 +189,8 @@ class ModuleChecker:
                 if isinstance(f, ast.Attribute) and f.attr in (self.pool_release_names | STORING_METHODS):
                     if any(isinstance(a, ast.Name) and a.id in params for a in node.args):
                         return True
+            elif isinstance(node, ast.Return) and isinstance(node.value, ast.Name) and node.value.id in params:
+                return True  # returns its argument: the caller's resource lives on in the result
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in params:
                 if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets):
                     return True
@@ -201,7 +203,8 @@ class ModuleChecker:
             release_names=self.release_names, declared_outside=_outside_names(f.node, self.resolver),
         )
         if f.graph is None:
-            f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture")
+            f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture",
+                                quiet_calls=self.release_names | self.pool_release_names)
         initial = []
         if with_params:
             from connlint.events import ACQ, Event

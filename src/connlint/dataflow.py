@@ -134,11 +134,17 @@ class Analysis:
             if op == ACQ:
                 site = int(ev.arg)  # type: ignore[arg-type]
                 s = self.sites[site]
-                if s.receiver is not None and s.receiver in pts:
-                    for parent in pts[s.receiver]:
-                        if parent != site and site not in self.children.setdefault(parent, set()):
-                            self.children[parent].add(site)
-                            s.parents.add(parent)
+                parents = pts.get(s.receiver, frozenset()) - {site} if s.receiver is not None else frozenset()
+                for parent in parents:
+                    if site not in self.children.setdefault(parent, set()):
+                        self.children[parent].add(site)
+                        s.parents.add(parent)
+                if parents and not any(p in opened for p in parents):
+                    # derived from a resource that was handed off (stored, returned): it goes with it
+                    if ev.var is not None:
+                        self._lose(pts, opened, ev.var, obs, node.line, "overwritten")
+                        pts[ev.var] = frozenset((site,))
+                    continue
                 if ev.var is not None:
                     self._lose(pts, opened, ev.var, obs, node.line, "overwritten")
                     pts[ev.var] = frozenset((site,))

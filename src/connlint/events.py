@@ -238,7 +238,7 @@ class EventBuilder:
 
     def _assign(self, targets: list[ast.expr], value: ast.expr, out: list[Event]) -> None:
         acquired = self._acquired(value)
-        if acquired is not None and not _all_stores(targets, self.outside):
+        if acquired is not None and not _any_store(targets, self.outside):
             call, origin, _ = acquired
             self._expr_children(value, out, skip=call)
             first: str | None = None
@@ -541,21 +541,26 @@ class EventBuilder:
         """(name, label): on the branch with this label, ``name`` holds no resource."""
         if isinstance(test, ast.Name):
             return test.id, False
+        if isinstance(test, ast.NamedExpr) and isinstance(test.target, ast.Name):
+            return test.target.id, False
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             inner = EventBuilder.none_branch(test.operand)
             return (inner[0], not inner[1]) if inner else None
         if (
             isinstance(test, ast.Compare)
             and len(test.ops) == 1
-            and isinstance(test.left, ast.Name)
+            and isinstance(test.left, (ast.Name, ast.NamedExpr))
             and isinstance(test.comparators[0], ast.Constant)
             and test.comparators[0].value is None
         ):
+            left = test.left.target if isinstance(test.left, ast.NamedExpr) else test.left
+            if not isinstance(left, ast.Name):
+                return None
             op = test.ops[0]
             if isinstance(op, (ast.Is, ast.Eq)):
-                return test.left.id, True
+                return left.id, True
             if isinstance(op, (ast.IsNot, ast.NotEq)):
-                return test.left.id, False
+                return left.id, False
         if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
             # "if conn and not conn.closed": the False branch includes conn being None; we can only
             # refine the True branch (nothing to do) — but "conn is None or ..." True branch likewise.
@@ -567,9 +572,11 @@ def _plain_name(expr: ast.expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
 
 
-def _all_stores(targets: list[ast.expr], outside: frozenset[str]) -> bool:
-    return all(
-        isinstance(t, (ast.Attribute, ast.Subscript)) or (isinstance(t, ast.Name) and t.id in outside)
+def _any_store(targets: list[ast.expr], outside: frozenset[str]) -> bool:
+    """Is the value stored where it outlives the function (``con = self.con = connect()`` too)?"""
+    return any(
+        isinstance(t, (ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Starred))
+        or (isinstance(t, ast.Name) and t.id in outside)
         for t in targets
     )
 
