@@ -48,9 +48,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class Options:
+    """Analysis settings (the configuration file and the command line fill these in)."""
+
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     budget: int = cfg.DEFAULT_BUDGET
+    # qualified names of functions that release the resource passed to them (myapp.db.put_conn)
+    release_helpers: tuple[str, ...] = ()
+    # what an unknown call does with a resource passed to it: "borrow" (the caller still owns it)
+    # or "hand-off" (the callee may keep it: fewer reports)
+    unknown_calls: str = "borrow"
 
     def enabled(self, code: str) -> bool:
         return rules.is_enabled(code, self.select, self.ignore)
@@ -201,6 +208,8 @@ class ModuleChecker:
         builder = EventBuilder(
             self.resolver, scope, mode=f.mode, helpers=self.helpers,
             release_names=self.release_names, declared_outside=_outside_names(f.node, self.resolver),
+            release_helpers=frozenset(self.options.release_helpers),
+            unknown_calls_keep=self.options.unknown_calls == "hand-off",
         )
         if f.graph is None:
             f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture",
@@ -346,7 +355,8 @@ class ModuleChecker:
     def _module_level(self) -> Iterator[Finding]:
         scope = Scope(dict(self.resolver.module_types))
         builder = EventBuilder(self.resolver, scope, mode="module", helpers=self.helpers,
-                               release_names=self.release_names)
+                               release_names=self.release_names,
+                               release_helpers=frozenset(self.options.release_helpers))
         try:
             graph = cfg.build(self.tree, self.options.budget)
         except (cfg.BudgetExceeded, RecursionError):

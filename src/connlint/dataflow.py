@@ -179,7 +179,7 @@ class Analysis:
                     if op == METHOD:
                         if ev.arg not in api.release:
                             continue
-                        if api.release_awaited and not ev.flag:
+                        if api.must_await(str(ev.arg)) and not ev.flag:
                             if obs is not None:
                                 obs.unawaited_close.setdefault(site, ev.line)
                             continue

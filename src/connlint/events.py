@@ -104,7 +104,11 @@ class EventBuilder:
         helpers: dict[str, HelperSummary] | None = None,
         release_names: frozenset[str] = frozenset(),
         declared_outside: frozenset[str] = frozenset(),
+        release_helpers: frozenset[str] = frozenset(),
+        unknown_calls_keep: bool = False,
     ) -> None:
+        self.release_helpers = release_helpers
+        self.unknown_calls_keep = unknown_calls_keep
         self.resolver = resolver
         self.scope = scope
         self.mode = mode
@@ -227,7 +231,10 @@ class EventBuilder:
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             for part in cfg.header_parts(stmt):
                 self._expr(part, out)  # type: ignore[arg-type]
-            self._captures(stmt, out)
+            if self.mode != "module":
+                # a nested function keeps the local names it refers to; a module-level function
+                # only reads the global when it runs
+                self._captures(stmt, out)
             out.append(Event(BIND, stmt.name, ()))
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
             for alias in stmt.names:
@@ -488,7 +495,15 @@ class EventBuilder:
                 skip_self = True
         elif callee is not None:
             helper = self.helpers.get(callee)
-        if helper is not None:
+        qualified = self.resolver.imports.qualify(func) if self.release_helpers else None
+        if qualified is not None and qualified in self.release_helpers:
+            # a release helper declared in the configuration: it releases what it is given
+            for arg in args:
+                self._expr(arg, out)
+                name = _plain_name(arg)
+                if name is not None:
+                    out.append(Event(RELEASE, name))
+        elif helper is not None:
             for arg in args:
                 self._expr(arg, out)
             self._helper(helper, call, out, skip_self=skip_self)
@@ -522,7 +537,9 @@ class EventBuilder:
             return True
         if last in ("__init__", "__new__"):
             return True
-        return last[:1].isupper() and self.resolver.acquisition(call, self.scope) is None
+        if self.resolver.acquisition(call, self.scope) is not None:
+            return False
+        return last[:1].isupper() or self.unknown_calls_keep
 
     def _helper(self, helper: HelperSummary, call: ast.Call, out: list[Event], skip_self: bool) -> None:
         for arg, effect in helper.effect_for(call, skip_self):

@@ -35,6 +35,7 @@ class ResourceApi:
     aliases: tuple[str, ...] = ()
     pool_release: tuple[str, ...] = ()
     release_awaited: bool = False
+    sync_release: tuple[str, ...] = ()
     awaited: bool = False
     is_async: bool = False
     lifetime: str = "short"
@@ -44,6 +45,10 @@ class ResourceApi:
     def cm_releases(self) -> bool:
         """Leaving ``with x:`` releases the object (closes it or returns it to its pool)."""
         return self.context_manager in ("closes", "commits-then-closes", "returns-to-pool")
+
+    def must_await(self, method: str) -> bool:
+        """Is ``x.method()`` a coroutine that only releases when awaited?"""
+        return self.release_awaited and method not in self.sync_release
 
     @property
     def is_pool_checkout(self) -> bool:
@@ -106,8 +111,8 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
             raise CatalogError(f"{where}: '{key}' must be one of {', '.join(allowed)}, not {value!r}")
         return str(value)
 
-    known = {"api", "aliases", "kind", "returns", "release", "pool_release", "context_manager", "fix",
-             "lifetime", *_BOOL_FIELDS}
+    known = {"api", "aliases", "kind", "returns", "release", "pool_release", "sync_release", "context_manager",
+             "fix", "lifetime", *_BOOL_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -121,6 +126,7 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         fix=choice("fix", FIX_VALUES),
         aliases=tuple(raw.get("aliases", ())),
         pool_release=tuple(raw.get("pool_release", ())),
+        sync_release=tuple(raw.get("sync_release", ())),
         lifetime=choice("lifetime", LIFETIME_VALUES, "short"),
         **flags,
     )
