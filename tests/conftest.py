@@ -11,7 +11,17 @@ If a server is unreachable these fixtures skip the test, or fail it under ``CONN
 Tests that use them are marked ``db`` automatically (``-m "not db"`` deselects them).
 """
 
+
 from __future__ import annotations
+
+
+import os as _os
+from pathlib import Path as _Path
+
+# Subprocesses the tests start (python -m connlint, flake8) import this checkout's connlint, not
+# whatever copy is installed; pytest itself gets src/ from pyproject's pythonpath.
+_SRC = str(_Path(__file__).resolve().parent.parent / "src")
+_os.environ["PYTHONPATH"] = _os.pathsep.join(p for p in (_SRC, _os.environ.get("PYTHONPATH", "")) if p)
 
 import secrets
 from collections.abc import Iterator

@@ -203,6 +203,19 @@ class ModuleChecker:
                     return True
         return False
 
+    def _released_names(self, func: FuncDef) -> frozenset[str]:
+        """Names this function calls a release method on (``db.close()``)."""
+        names = set()
+        for node in self.resolver.index.of(func):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.attr in self.release_names
+            ):
+                names.add(node.func.value.id)
+        return frozenset(names)
+
     def _analyze(self, f: _Func, with_params: bool) -> tuple[Analysis, Result, EventBuilder]:
         scope = self.resolver.function_scope(f.node, f.cls)
         builder = EventBuilder(
@@ -211,6 +224,8 @@ class ModuleChecker:
             release_helpers=frozenset(self.options.release_helpers),
             unknown_calls_keep=self.options.unknown_calls == "hand-off",
         )
+        if f.mode == "generator":
+            builder.lent_names = self._released_names(f.node)
         if f.graph is None:
             f.graph = cfg.build(f.node, self.options.budget, yield_raises=f.mode != "fixture",
                                 quiet_calls=self.release_names | self.pool_release_names)
@@ -326,8 +341,8 @@ class ModuleChecker:
             return None
         if sid in obs.unawaited_close:
             return "CNL006", (
-                f"{what} is closed without 'await' at line {obs.unawaited_close[sid]}: "
-                f"close() returns a coroutine that never runs"
+                f"{what} is released without 'await' at line {obs.unawaited_close[sid]}: "
+                f"the call returns a coroutine that never runs"
             )
         if normal:
             exit_text = _exit_text(analysis.witness(result, sid, exceptional=False)[0])
@@ -340,14 +355,14 @@ class ModuleChecker:
                 return "CNL002", f"{what} is not closed {exit_text}"
             return "CNL001", f"{what} is never closed"
         node, at_yield = analysis.witness(result, sid, exceptional=True)
+        verb = "returned to the pool" if site.api.is_pool_checkout else "closed"
         if at_yield and f.mode == "contextmanager":
             line = node.line if node is not None else f.node.lineno
             return "CNL102", (
-                f"{what} is not closed when the 'with' body raises into the yield at line {line}; "
-                f"close it in a 'finally'"
+                f"{what} is not {verb} when the 'with' body raises into the yield at line {line}; "
+                f"{'return' if site.api.is_pool_checkout else 'close'} it in a 'finally'"
             )
         where = f"if line {node.line} raises" if node is not None else "when an exception is raised"
-        verb = "returned to the pool" if site.api.is_pool_checkout else "closed"
         return "CNL101", f"{what} is not {verb} {where}"
 
     # ------------------------------------------------------------------ module level (opt-in)

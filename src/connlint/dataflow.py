@@ -187,6 +187,10 @@ class Analysis:
                     elif op == POOL:
                         if ev.arg not in api.pool_release:
                             continue
+                        if api.must_await(str(ev.arg)) and not ev.flag:
+                            if obs is not None:
+                                obs.unawaited_close.setdefault(site, ev.line)
+                            continue
                         how = None
                     elif op == CM_EXIT:
                         if not api.cm_releases:

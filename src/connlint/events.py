@@ -109,6 +109,9 @@ class EventBuilder:
     ) -> None:
         self.release_helpers = release_helpers
         self.unknown_calls_keep = unknown_calls_keep
+        # a plain generator that yields a name and releases it later lends it (FastAPI's
+        # "yield db; db.close()" dependencies): the yield is not a hand-off
+        self.lent_names: frozenset[str] = frozenset()
         self.resolver = resolver
         self.scope = scope
         self.mode = mode
@@ -447,7 +450,9 @@ class EventBuilder:
         if isinstance(expr, (ast.Yield, ast.YieldFrom)):
             if expr.value is not None:
                 name = _plain_name(expr.value)
-                if name is not None and self.mode not in ("contextmanager", "fixture"):
+                if name is not None and self.mode not in ("contextmanager", "fixture") and (
+                    name not in self.lent_names
+                ):
                     out.append(Event(ESCAPE, name, "return"))
                 else:
                     self._expr(expr.value, out)
