@@ -243,6 +243,7 @@ class ModuleChecker:
         funcs = _functions(self.tree, self.resolver)
         helper_candidates = {id(f) for f in funcs if f.key is not None and self._helper_candidate(f.node)}
         results: dict[int, tuple[Analysis, Result, EventBuilder]] = {}
+        skipped: dict[int, tuple[_Func, str]] = {}
         candidates: list[_Func] = []
         for _ in range(4):
             factories: dict[str, Factory] = {}
@@ -254,7 +255,8 @@ class ModuleChecker:
                 with_params = id(f) in helper_candidates
                 try:
                     results[id(f)] = out = self._analyze(f, with_params)
-                except (cfg.BudgetExceeded, RecursionError):
+                except (cfg.BudgetExceeded, RecursionError) as exc:
+                    skipped[id(f)] = (f, "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc))
                     continue
                 if f.key is not None:
                     self._summarize(f, out, factories, helpers)
@@ -267,6 +269,14 @@ class ModuleChecker:
         for f in candidates:
             if id(f) in results:
                 findings.extend(self._findings(f, *results[id(f)]))
+        if self.options.enabled("CNL900"):
+            for f, reason in skipped.values():
+                node = f.node
+                findings.append(Finding(
+                    node.lineno, node.col_offset + 1, "CNL900",
+                    f"function '{node.name}' was not analysed: {reason}",
+                    node.lineno, node.col_offset + 1 + len("def ") + len(node.name),
+                ))
         if self.options.enabled("CNL901"):
             findings.extend(self._module_level())
         return sorted(set(findings))

@@ -37,6 +37,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated codes or prefixes not to report")
     check.add_argument("--exclude", type=lambda v: tuple(p.strip() for p in v.split(",") if p.strip()),
                        default=(), metavar="GLOBS", help="comma-separated globs of files or folders to skip")
+    check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                       help="check files in N processes (default: one per CPU)")
+    fix = sub.add_parser("fix", help="rewrite leaks into 'with'/'try'-'finally' forms (needs libcst)")
+    fix.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    fix.add_argument("--diff", action="store_true", help="print a unified diff and write nothing")
+    fix.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    fix.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes that may change behaviour")
+    for option in ("--select", "--extend-select", "--ignore"):
+        fix.add_argument(option, type=_codes, default=(), metavar="CODES", help=f"as for 'check {option}'")
+    fix.add_argument("--exclude", type=lambda v: tuple(p.strip() for p in v.split(",") if p.strip()),
+                     default=(), metavar="GLOBS", help="as for 'check --exclude'")
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="show one rule's documentation")
     rule.add_argument("code")
@@ -45,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] not in ("check", "rules", "rule", "-h", "--help", "--version"):
+    if args_list and args_list[0] not in ("check", "fix", "rules", "rule", "-h", "--help", "--version"):
         args_list.insert(0, "check")
     parser = _parser()
     args = parser.parse_args(args_list)
@@ -56,11 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list_rules()
     if args.command == "rule":
         return _show_rule(args.code)
+    if args.command == "fix":
+        from connlint.fix.command import run
+
+        return run(args)
     return _check(args)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from connlint.runner import check_file
+    from connlint.runner import check_paths
 
     select = args.select
     if args.extend_select:
@@ -72,14 +87,13 @@ def _check(args: argparse.Namespace) -> int:
     options = Options(select=select, ignore=args.ignore)
     errors = 0
     results: list[FileFindings] = []
-    for path in discover(args.paths, args.exclude):
-        result = check_file(path, options)
+    for result in check_paths(list(discover(args.paths, args.exclude)), options, args.jobs):
         if result.error is not None:
             errors += 1
-            print(f"{path}: error: {result.error}", file=sys.stderr)
+            print(f"{result.path}: error: {result.error}", file=sys.stderr)
             continue
         if result.findings:
-            results.append(FileFindings(path, result.findings))
+            results.append(FileFindings(result.path, result.findings))
     if args.format == "json":
         from connlint.report import json as out
     else:

@@ -232,8 +232,13 @@ class Analysis:
 
     # ------------------------------------------------------------------ fixpoint
 
-    def run(self) -> Result:
+    def run(self, max_steps: int | None = None) -> Result:
+        """Reach the fixpoint. ``max_steps`` bounds the node visits (a function whose state keeps
+        growing, e.g. thousands of acquisitions in deep loops, raises ``BudgetExceeded``)."""
         graph = self.graph
+        if max_steps is None:
+            max_steps = 50 * len(graph.nodes) + 10_000
+        steps = 0
         order = _reverse_postorder(graph)
         rank = {node.id: i for i, node in enumerate(order)}
         by_id = {node.id: node for node in graph.nodes}
@@ -243,6 +248,9 @@ class Analysis:
         while heap:
             _, nid = heapq.heappop(heap)
             queued.discard(nid)
+            steps += 1
+            if steps > max_steps:
+                raise cfg.BudgetExceeded(f"dataflow did not settle within {max_steps} steps")
             node = by_id[nid]
             out, exc = self.transfer(node, in_states[nid])
             targets = [(t, self.edge_state(node, out, label)) for t, label in node.succ]

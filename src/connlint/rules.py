@@ -64,6 +64,12 @@ RULES: tuple[Rule, ...] = (
         "so it leaks when the 'with' body raises.",
     ),
     Rule(
+        "CNL900",
+        "analysis-skipped",
+        "A function was too large or too deeply nested to analyse within the per-function budget; "
+        "it was skipped.",
+    ),
+    Rule(
         "CNL901",
         "module-level-connection",
         "A connection or cursor is opened at module level and lives until the interpreter exits (opt-in).",
