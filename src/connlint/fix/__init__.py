@@ -60,6 +60,12 @@ FIX_SAFETY: dict[str, str] = {
     "CNL102": "The fix is safe: the `yield` moves into a `with` block that closes the resource.",
     "CNL901": "No fix: a module-level connection has no block to close it in.",
 }
+NO_FIX_SAFETY = "No fix: `connlint fix` leaves these findings to you."
+
+
+def fix_safety(code: str) -> str:
+    """The "Fix safety" paragraph for a rule's documentation."""
+    return FIX_SAFETY.get(code, NO_FIX_SAFETY)
 
 
 def fix_applicability(finding: Finding) -> Optional[str]:
@@ -86,4 +92,4 @@ def fix_available(finding: Finding) -> bool:
     return fix_applicability(finding) is not None
 
 
-__all__ = ["FIXABLE_CODES", "FIX_SAFETY", "SAFE", "UNSAFE", "fix_applicability", "fix_available"]
+__all__ = ["FIXABLE_CODES", "FIX_SAFETY", "SAFE", "UNSAFE", "fix_applicability", "fix_available", "fix_safety"]

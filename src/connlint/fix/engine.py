@@ -30,6 +30,7 @@ class Fixed:
     finding: Finding  # as found in the text given to ``fix_text``
     description: str  # e.g. "with closing(sqlite3.connect(...)) as conn"
     applicability: str
+    form: str = ""  # the key of ``forms.BUILDERS`` that was used
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class _Run:
         for plan in plans:
             key = _key(plan.shape.finding, text)
             finding = self.original.get(key, plan.shape.finding)
-            self.fixed.append(Fixed(finding, describe(plan, closing), plan.applicability))
+            self.fixed.append(Fixed(finding, describe(plan, closing), plan.applicability, plan.form))
             self.refused[key] = ("already fixed once; the fixed code is reported again", False)
 
     def _unfixed(self, finding: Finding, text: str) -> Unfixed:

@@ -415,7 +415,7 @@ def describe(plan: Plan, closing: Optional[str]) -> str:
     callee = cst.Module(body=[]).code_for_node(shape.call.func)
     pool = dotted_name(shape.call.func.value) if isinstance(shape.call.func, cst.Attribute) else None
     return _LABELS[plan.form].format(
-        call=f"{callee}(...)",
+        call=f"{callee}(...)" if shape.call.args else f"{callee}()",
         var=shape.var,
         closing=closing or "closing",
         awaits="await " if api.release_awaited else "",

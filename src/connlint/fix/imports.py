@@ -67,7 +67,7 @@ def resolve_closing(tree: Tree) -> Closing:
                             return Closing(f"{bound}.closing")
     if star:
         raise NoSafeFix("a star import may already define 'closing' or 'contextlib'")
-    prefer_from = has_from_contextlib or from_count > import_count
+    prefer_from = has_from_contextlib or from_count >= import_count
     options = [("closing", "from"), ("contextlib.closing", "import")]
     if not prefer_from:
         options.reverse()

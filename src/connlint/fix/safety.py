@@ -39,7 +39,7 @@ _MATERIALIZERS = frozenset({
     "fetchone", "fetchall", "fetchmany", "fetchval", "fetchrow", "fetch", "fetchdf", "fetch_df",
     "fetchnumpy", "fetch_arrow_table", "df", "pl", "arrow", "all", "first", "one", "one_or_none",
     "scalar", "scalar_one", "scalar_one_or_none", "find_one", "count_documents", "estimated_document_count",
-    "distinct", "to_list", "commit", "rollback", "keys",
+    "distinct", "to_list", "commit", "rollback", "keys", "execute_fetchall",
 })
 # ORM objects stay attached to their session: for sessions only plain values count
 _SESSION_MATERIALIZERS = frozenset({"count", "commit", "rollback"})
