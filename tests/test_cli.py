@@ -49,7 +49,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_text_output_relative_paths_and_exit_1(project: Path) -> None:
-    proc = run("check", "pkg", cwd=project)
+    proc = run("check", "--format", "concise", "pkg", cwd=project)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == (
         "pkg/leaky.py:5:12: CNL002 connection 'conn' from sqlite3.connect() is not closed "
@@ -57,8 +57,52 @@ def test_text_output_relative_paths_and_exit_1(project: Path) -> None:
     )
 
 
+def test_text_format_shows_the_source_line_a_caret_and_help(project: Path) -> None:
+    proc = run("check", "pkg/leaky.py", cwd=project)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "pkg/leaky.py:5:12: CNL002 connection 'conn' from sqlite3.connect() is not closed when the "
+        "function returns at line 7",
+        "  |",
+        "5 |     conn = sqlite3.connect(path)",
+        "  |            ^^^^^^^^^^^^^^^^^^^^^ CNL002",
+        "  |",
+        "  = help: use `with contextlib.closing(sqlite3.connect(...)) as conn:` (its own `with` does not "
+        "close it)",
+        "",
+    ]
+    assert "\033[" not in proc.stdout  # not a terminal: no colour
+
+
+def test_colour_only_when_forced_or_on_a_tty_and_no_color_wins(project: Path) -> None:
+    import os
+
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    forced = subprocess.run([sys.executable, "-m", "connlint", "check", "pkg"], cwd=project, env=env,
+                            capture_output=True, text=True)
+    assert "\033[" in forced.stdout
+    env["NO_COLOR"] = "1"
+    plain = subprocess.run([sys.executable, "-m", "connlint", "check", "pkg"], cwd=project, env=env,
+                           capture_output=True, text=True)
+    assert "\033[" not in plain.stdout
+
+
+def test_statistics(project: Path) -> None:
+    proc = run("check", "--format", "concise", "--statistics", "pkg", cwd=project)
+    assert proc.stdout.splitlines()[-1] == "1     CNL002 resource-not-closed-on-path"
+
+
+def test_github_annotations(project: Path) -> None:
+    proc = run("check", "--format", "github", "pkg/leaky.py", cwd=project)
+    assert proc.stdout == (
+        "::error file=pkg/leaky.py,line=5,col=12,endLine=5,endColumn=33,"
+        "title=CNL002 resource-not-closed-on-path::CNL002 connection 'conn' from sqlite3.connect() is not "
+        "closed when the function returns at line 7\n"
+    )
+
+
 def test_default_path_walks_and_skips_hidden_venv_node_modules(project: Path) -> None:
-    proc = run("check", cwd=project)
+    proc = run("check", "--format", "concise", cwd=project)
     assert proc.returncode == 1
     assert [line.split(":")[0] for line in proc.stdout.splitlines()] == ["./pkg/leaky.py"]
 
@@ -97,7 +141,7 @@ def test_select_and_ignore(project: Path, args: list[str], expected: int) -> Non
 
 def test_unknown_code_is_a_usage_error(project: Path) -> None:
     proc = run("check", "--select", "E501", "pkg", cwd=project)
-    assert proc.returncode == 2 and "unknown code" in proc.stderr
+    assert proc.returncode == 2 and "unknown rule code" in proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -123,7 +167,8 @@ def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
     (tmp_path / "b_latin.py").write_bytes(b"import sqlite3\nx = '\xff'\n")
     (tmp_path / "c_leaky.py").write_text(LEAKY)
     (tmp_path / "d_dir.py").mkdir()
-    proc = run("check", "a_broken.py", "b_latin.py", "c_leaky.py", "missing.py", cwd=tmp_path)
+    proc = run("check", "--format", "concise", "a_broken.py", "b_latin.py", "c_leaky.py", "missing.py",
+               cwd=tmp_path)
     assert proc.returncode == 2
     assert "c_leaky.py:5:12: CNL002" in proc.stdout
     err = proc.stderr.splitlines()
@@ -137,7 +182,7 @@ def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
 def test_coding_cookie_and_bom(tmp_path: Path) -> None:
     (tmp_path / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + LEAKY.encode().replace(b"return 0", b"return '\xe9'"))
     (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + LEAKY.encode())
-    proc = run("check", "latin.py", "bom.py", cwd=tmp_path)
+    proc = run("check", "--format", "concise", "latin.py", "bom.py", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert len(proc.stdout.splitlines()) == 2
 

@@ -19,7 +19,8 @@ def test_flake8_and_cli_agree_on_every_fixture(tmp_path: Path) -> None:
     files = sorted(str(p) for p in CASES.glob("*.py"))
     assert files
     flake8_out = run([sys.executable, "-m", "flake8", "--isolated", "--select", "CNL", *files], tmp_path)
-    cli_out = run([sys.executable, "-m", "connlint", "check", "--select", "CNL", *files], tmp_path)
+    cli_out = run([sys.executable, "-m", "connlint", "check", "--format", "concise", "--select", "CNL", *files],
+                  tmp_path)
     assert sorted(flake8_out.splitlines()) == sorted(cli_out.splitlines())
     assert flake8_out.strip(), "the fixtures contain leaks: flake8 must report some"
 
@@ -46,3 +47,22 @@ def test_flake8_opt_in_code_and_noqa(tmp_path: Path) -> None:
 def test_plugin_is_registered() -> None:
     proc = subprocess.run([sys.executable, "-m", "flake8", "--version"], capture_output=True, text=True)
     assert "connlint" in proc.stdout
+
+
+def test_flake8_reads_connlint_options_from_its_config_and_pyproject(tmp_path: Path) -> None:
+    src = "import sqlite3\n\n\ndef f(p):\n    c = sqlite3.connect(p)\n    register(c)\n"
+    (tmp_path / "m.py").write_text(src)
+    base = [sys.executable, "-m", "flake8", "--select", "CNL", "m.py"]
+    assert "CNL001" in run(base, tmp_path)
+    (tmp_path / "setup.cfg").write_text("[flake8]\nconnlint-unknown-calls = hand-off\n")
+    assert run(base, tmp_path) == ""
+    (tmp_path / "setup.cfg").unlink()
+    # pyproject.toml is the fallback, and declares custom resources
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.connlint]\nunknown-calls = "hand-off"\n'
+        '[[tool.connlint.resources]]\napi = "myapp.db.get_conn"\n'
+    )
+    assert run(base, tmp_path) == ""
+    (tmp_path / "svc.py").write_text("from myapp.db import get_conn\n\n\ndef f():\n    c = get_conn()\n    c.q()\n")
+    out = run([sys.executable, "-m", "flake8", "--select", "CNL", "svc.py"], tmp_path)
+    assert out.startswith("svc.py:5:9: CNL001 connection 'c' from myapp.db.get_conn() is never closed")

@@ -6,16 +6,54 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from connlint import __version__, rules
-from connlint.checker import Options
 from connlint.files import discover
 from connlint.report import FileFindings
+
+if TYPE_CHECKING:
+    from connlint.checker import Options
+    from connlint.config import Config
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def _codes(value: str) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in value.replace(" ", ",").split(",") if c.strip())
+
+
+def _globs(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``check`` and ``fix``: which rules, which files, which configuration."""
+    parser.add_argument("--select", type=_codes, default=(), metavar="CODES",
+                        help="comma-separated codes or prefixes to report (default: all default-on rules)")
+    parser.add_argument("--extend-select", type=_codes, default=(), metavar="CODES",
+                        help="codes to report in addition to the selection, e.g. the opt-in CNL901")
+    parser.add_argument("--ignore", type=_codes, default=(), metavar="CODES",
+                        help="comma-separated codes or prefixes not to report")
+    parser.add_argument("--exclude", type=_globs, default=(), metavar="GLOBS",
+                        help="comma-separated globs of files or folders to skip (adds to the configuration's)")
+    parser.add_argument("--force-exclude", action="store_true",
+                        help="apply the excludes to files named on the command line too (for pre-commit)")
+    parser.add_argument("--config", default=None, metavar="PYPROJECT",
+                        help="read [tool.connlint] from this file instead of the nearest pyproject.toml")
+    parser.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+
+
+def settings(args: argparse.Namespace) -> tuple[Config, Options, tuple[str, ...]]:
+    """Configuration file + command line -> (config, analysis options, exclude globs).
+    Raises ConfigError for bad configuration or unknown codes."""
+    from connlint.config import check_codes, options_for, resolve_config
+
+    for name in ("select", "extend_select", "ignore"):
+        check_codes(getattr(args, name), f"--{name.replace('_', '-')}")
+    config = resolve_config(list(args.paths), args.config, args.isolated)
+    options = options_for(config, args.select, args.ignore, args.extend_select)
+    return config, options, (*config.exclude, *args.exclude)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,15 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check", help="report leaks (default command)")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
-    check.add_argument("--format", choices=("text", "json"), default="text")
-    check.add_argument("--select", type=_codes, default=(), metavar="CODES",
-                       help="comma-separated codes or prefixes to report (default: all default-on rules)")
-    check.add_argument("--extend-select", type=_codes, default=(), metavar="CODES",
-                       help="codes to report in addition to the selection, e.g. the opt-in CNL901")
-    check.add_argument("--ignore", type=_codes, default=(), metavar="CODES",
-                       help="comma-separated codes or prefixes not to report")
-    check.add_argument("--exclude", type=lambda v: tuple(p.strip() for p in v.split(",") if p.strip()),
-                       default=(), metavar="GLOBS", help="comma-separated globs of files or folders to skip")
+    check.add_argument("--format", choices=("text", "concise", "json", "sarif", "github"), default="text",
+                       help="text: each finding with its source line and a help line (default); concise: "
+                       "one flake8-style line per finding; json; sarif (SARIF 2.1.0); github (Actions "
+                       "annotations)")
+    check.add_argument("--statistics", action="store_true", help="print the number of findings per code")
+    check.add_argument("--docs-url", default=None, metavar="URL",
+                       help="base URL of the rule pages for SARIF helpUri (default: the installed pages)")
+    add_selection_options(check)
     check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                        help="check files in N processes (default: one per CPU)")
     fix = sub.add_parser("fix", help="rewrite leaks into 'with'/'try'-'finally' forms (needs libcst)")
@@ -44,10 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("--diff", action="store_true", help="print a unified diff and write nothing")
     fix.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     fix.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes that may change behaviour")
-    for option in ("--select", "--extend-select", "--ignore"):
-        fix.add_argument(option, type=_codes, default=(), metavar="CODES", help=f"as for 'check {option}'")
-    fix.add_argument("--exclude", type=lambda v: tuple(p.strip() for p in v.split(",") if p.strip()),
-                     default=(), metavar="GLOBS", help="as for 'check --exclude'")
+    add_selection_options(fix)
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="show one rule's documentation")
     rule.add_argument("code")
@@ -75,33 +109,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from connlint.config import ConfigError
     from connlint.runner import check_paths
 
-    select = args.select
-    if args.extend_select:
-        select = (*(select or ("CNL",)), *args.extend_select)
-    unknown = [c for c in (*select, *args.ignore) if not c.startswith("CNL") and not "CNL".startswith(c)]
-    if unknown:
-        print(f"connlint: error: unknown code or prefix: {', '.join(unknown)}", file=sys.stderr)
+    try:
+        config, options, exclude = settings(args)
+    except ConfigError as exc:
+        print(f"connlint: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    options = Options(select=select, ignore=args.ignore)
+    paths = list(discover(args.paths, exclude, force_exclude=args.force_exclude, root=str(config.root)))
     errors = 0
     results: list[FileFindings] = []
-    for result in check_paths(list(discover(args.paths, args.exclude)), options, args.jobs):
+    for result in check_paths(paths, options, args.jobs, config):
         if result.error is not None:
             errors += 1
             print(f"{result.path}: error: {result.error}", file=sys.stderr)
             continue
         if result.findings:
             results.append(FileFindings(result.path, result.findings))
-    if args.format == "json":
-        from connlint.report import json as out
-    else:
-        from connlint.report import text as out  # type: ignore[no-redef]
-    sys.stdout.write(out.render(results))
+    sys.stdout.write(_render(args, results))
+    if args.statistics:
+        from connlint.report.text import render_statistics
+
+        sys.stdout.write(render_statistics(results))
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if results else EXIT_CLEAN
+
+
+def _render(args: argparse.Namespace, results: list[FileFindings]) -> str:
+    if args.format == "json":
+        from connlint.report import json as json_report
+
+        return json_report.render(results)
+    if args.format == "sarif":
+        from connlint.report import sarif
+
+        return sarif.render(results, args.docs_url)
+    if args.format == "github":
+        from connlint.report import github
+
+        return github.render(results)
+    from connlint.report import text
+
+    colour = text.use_colour(sys.stdout)
+    if args.format == "concise":
+        return text.render_concise(results, colour)
+    return text.render(results, colour)
 
 
 def _list_rules() -> int:

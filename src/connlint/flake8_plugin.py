@@ -1,41 +1,87 @@
 """flake8 entry point: the same findings as ``connlint check``, from the tree flake8 already parsed.
 
-flake8 applies ``# noqa``, --select/--ignore and per-file-ignores itself. Opt-in rules (9xx) are
+flake8 applies ``# noqa``, select/ignore, per-file-ignores and excludes itself. Opt-in rules (9xx) are
 default-ignored through ``extend_default_ignore`` so that ``--extend-select CNL901`` turns them on.
-Nothing heavy (LibCST, astroid) is imported here.
+connlint's own settings come from flake8 options named ``connlint-<setting>`` (setup.cfg, .flake8,
+tox.ini) and otherwise from ``[tool.connlint]`` in the nearest pyproject.toml. Nothing heavy (LibCST,
+astroid) is imported here.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from connlint import __version__
-from connlint.catalog import default_catalog
 from connlint.checker import Options, check_tree, mentions_catalog
+from connlint.config import BY_NAME, FLAKE8_SETTINGS, Config, ConfigError, find_config, load_config
 from connlint.rules import DEFAULT_OFF, RULES
+
+
+@lru_cache(maxsize=64)
+def _pyproject_config(directory: str) -> Config:
+    found = find_config([directory])
+    if found is None:
+        return Config()
+    try:
+        return load_config(found)
+    except ConfigError:
+        # flake8 has no way to report a plugin configuration error per run; fall back to defaults
+        # rather than failing every file ('connlint check' reports the error itself)
+        return Config()
 
 
 class Plugin:
     name = "connlint"
     version = __version__
+    _flake8_settings: dict[str, Any] = {}
 
-    def __init__(self, tree: ast.AST, lines: list[str] | None = None) -> None:
+    def __init__(self, tree: ast.AST, filename: str = "", lines: list[str] | None = None) -> None:
         self.tree = tree
+        self.filename = filename
         self.lines = lines or []
 
     @classmethod
     def add_options(cls, option_manager: Any) -> None:
         option_manager.extend_default_ignore(list(DEFAULT_OFF))
+        for name in FLAKE8_SETTINGS:
+            setting = BY_NAME[name]
+            kwargs: dict[str, Any] = {"parse_from_config": True, "default": None, "help": setting.help}
+            if setting.kind == "str-list":
+                kwargs["comma_separated_list"] = True
+            elif setting.kind == "int":
+                kwargs["type"] = int
+            elif setting.kind == "choice":
+                kwargs["choices"] = setting.choices
+            option_manager.add_option(f"--connlint-{name}", **kwargs)
+
+    @classmethod
+    def parse_options(cls, options: Any) -> None:
+        cls._flake8_settings = {
+            name: getattr(options, "connlint_" + name.replace("-", "_"), None) for name in FLAKE8_SETTINGS
+        }
+
+    def _options(self, config: Config) -> Options:
+        s = self._flake8_settings
+        return Options(
+            # every code is produced; flake8's own selection decides what is shown
+            select=tuple(r.code for r in RULES),
+            budget=s.get("analysis-budget") or config.analysis_budget,
+            release_helpers=tuple(s.get("release-helpers") or ()) or config.release_helpers,
+            unknown_calls=s.get("unknown-calls") or config.unknown_calls,
+        )
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
-        catalog = default_catalog()
-        if self.lines and not mentions_catalog("".join(self.lines), catalog):
-            return
+        import os
+
         if not isinstance(self.tree, ast.Module):
             return
-        # every code is produced; flake8's own selection decides what is shown
-        options = Options(select=tuple(r.code for r in RULES))
-        for finding in check_tree(self.tree, options, catalog):
+        directory = os.path.dirname(os.path.abspath(self.filename or "."))
+        config = _pyproject_config(directory)
+        catalog = config.catalog()
+        if self.lines and not mentions_catalog("".join(self.lines), catalog):
+            return
+        for finding in check_tree(self.tree, self._options(config), catalog):
             yield finding.line, finding.col - 1, f"{finding.code} {finding.message}", type(self)

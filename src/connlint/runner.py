@@ -1,14 +1,25 @@
-"""Check files: read, prefilter, parse, analyse, apply ``# noqa``. Used by the CLI."""
+"""Check files: read, prefilter, parse, analyse, apply ``# noqa``. Used by the CLI.
+
+Every failure on one file becomes that file's ``error`` (one line, naming the problem); nothing a file
+contains makes the run stop or print a traceback.
+"""
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+import re
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from connlint.catalog import Catalog, default_catalog
-from connlint.checker import Finding, Options, check_tree, mentions_catalog
-from connlint.files import UnreadableFile, read_source
+from connlint.config import Config
+from connlint.checker import Finding, Options, check_tree
+from connlint.files import PYTHON_SUFFIXES, UnreadableFile, read_source
 from connlint.noqa import NoqaMap
+
+if TYPE_CHECKING:
+    from connlint.config import Config
 
 
 @dataclass(frozen=True)
@@ -24,23 +35,34 @@ def check_file(path: str, options: Options, catalog: Catalog | None = None) -> F
         source = read_source(path)
     except UnreadableFile as exc:
         return FileResult(path, error=str(exc))
-    return check_text(path, source.text, options, catalog)
+    # A directory walk only yields *.py files, so any other name was given on the command line: parse
+    # it whatever it mentions, so that naming a file that is not Python gets a diagnostic.
+    return _check_text(path, source.text, options, catalog, named_non_python=not path.endswith(PYTHON_SUFFIXES))
 
 
 def check_text(path: str, text: str, options: Options, catalog: Catalog) -> FileResult:
-    if not mentions_catalog(text, catalog):
+    return _check_text(path, text, options, catalog, named_non_python=False)
+
+
+def _check_text(path: str, text: str, options: Options, catalog: Catalog, named_non_python: bool) -> FileResult:
+    if not named_non_python and not prefilter(catalog).may_acquire(text):
         return FileResult(path)
     try:
         tree = ast.parse(text, path)
     except SyntaxError as exc:
-        where = f"{exc.lineno}:{(exc.offset or 0)}: " if exc.lineno else ""
-        return FileResult(path, error=f"{where}cannot parse: {exc.msg}")
-    except (ValueError, RecursionError, MemoryError) as exc:
+        return FileResult(path, error=_syntax_error(exc, named_non_python))
+    except RecursionError:
+        return FileResult(path, error="cannot parse: the code is nested too deeply for Python's parser")
+    except (ValueError, MemoryError) as exc:
         return FileResult(path, error=f"cannot parse: {type(exc).__name__}: {exc}")
     try:
         findings = check_tree(tree, options, catalog)
     except RecursionError:
         return FileResult(path, error="cannot analyse: the code is nested too deeply")
+    except MemoryError:
+        return FileResult(path, error="cannot analyse: out of memory")
+    except Exception as exc:  # a bug in connlint must not end the run over the other files
+        return FileResult(path, error=_internal_error(exc))
     if findings:
         lines = text.splitlines()
         if "flake8" in text or any("noqa" in lines[f.line - 1].lower() for f in findings if f.line <= len(lines)):
@@ -49,22 +71,145 @@ def check_text(path: str, text: str, options: Options, catalog: Catalog) -> File
     return FileResult(path, tuple(findings))
 
 
+_GRAMMAR = f"Python {sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _syntax_error(exc: SyntaxError, named_non_python: bool) -> str:
+    where = f"{exc.lineno}:{exc.offset or 0}: " if exc.lineno else ""
+    if named_non_python:
+        return f"not a Python file: {where}it does not parse as {_GRAMMAR}: {exc.msg}"
+    # "with the 3.11 grammar": a file written for a newer Python (t-strings, PEP 695) fails here too
+    return f"{where}cannot parse with the {_GRAMMAR} grammar: {exc.msg}"
+
+
+def _internal_error(exc: BaseException) -> str:
+    """One line that is enough to find the bug: the exception and the innermost connlint frame."""
+    tb = exc.__traceback__
+    where = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if "connlint" in code.co_filename:
+            module = code.co_filename.rsplit("connlint", 1)[-1].strip("/\\").replace("\\", "/")
+            where = f" at connlint/{module}:{tb.tb_lineno} in {code.co_name}"
+        tb = tb.tb_next
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"internal error (please report it): {type(exc).__name__}: {message}{where}"
+
+
+# ---------------------------------------------------------------------------------------------- prefilter
+
+
+class Prefilter:
+    """Cheap text test: can this file acquire anything the catalog knows?
+
+    A call acquires only when its callee resolves through an import to a catalog name, so a file that can
+    acquire spells, somewhere, a dotted name starting with a catalog module (``sqlite3``, ``django.db``)
+    that is a prefix of a catalog name or extends one. ``from django.utils import timezone`` names
+    nothing that can reach ``django.db.connection``, so a module whose every mention of a catalog module
+    is like that is not parsed at all. Anything this does not understand counts as a mention: it may let
+    through a file that cannot acquire, never the other way round.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        names: set[str] = set()
+        names.update(catalog.resources, catalog.constructors, catalog.values, catalog.types)
+        names.update(catalog.type_aliases, catalog.type_aliases.values())
+        names.update(catalog.item_types, catalog.item_types.values())
+        names.update(owner for owner, _ in catalog.methods)
+        self.names = frozenset(names)
+        self.prefixes = frozenset(
+            ".".join(parts[:i]) for parts in (n.split(".") for n in names) for i in range(1, len(parts) + 1)
+        )
+        roots = "|".join(re.escape(r) for r in sorted(catalog.root_modules, key=len, reverse=True))
+        self.pattern = re.compile(
+            rf"(?P<from>\bfrom[ \t]+)?(?<!\w)(?:{roots})(?!\w)(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*"
+        ) if roots else None
+
+    def compatible(self, dotted: str) -> bool:
+        """Is ``dotted`` a prefix of a catalog name, or a catalog name followed by more attributes?"""
+        if dotted in self.prefixes:
+            return True
+        parts = dotted.split(".")
+        return any(".".join(parts[:i]) in self.names for i in range(1, len(parts)))
+
+    def may_acquire(self, text: str) -> bool:
+        if self.pattern is None:
+            return False
+        for match in self.pattern.finditer(text):
+            dotted = match.group(0)
+            if match.group("from"):
+                dotted = dotted[match.end("from") - match.start():]
+            dotted = dotted.replace(" ", "").replace("\t", "")
+            if not self.compatible(dotted):
+                continue  # from django.utils import x / django.conf.settings: nothing to acquire there
+            if not match.group("from") or self._imports_compatible(text, match.end(), dotted):
+                return True
+        return False
+
+    _IMPORTED = re.compile(r"[ \t]+import[ \t]*(?:\((?P<paren>[^)]*)\)|(?P<line>[^\n;#\\(]*)(?P<end>[\n;#]|\Z))")
+
+    def _imports_compatible(self, text: str, pos: int, module: str) -> bool:
+        """``from django.db import models, connection``: does one imported name reach the catalog?"""
+        if module in self.names or any(module.startswith(name + ".") for name in self.names):
+            return True
+        found = self._IMPORTED.match(text, pos)
+        if found is None:
+            return True  # a backslash continuation or something odd: count it as a mention
+        names = found.group("paren") if found.group("paren") is not None else found.group("line")
+        if "#" in names:
+            return True  # a comment inside the parentheses may hide a ")": do not guess
+        for item in names.replace("\n", ",").split(","):
+            name = item.split("#", 1)[0].strip().split(" ", 1)[0].strip()
+            if name == "*" or (name and self.compatible(f"{module}.{name}")):
+                return True
+        return False
+
+
+_PREFILTERS: dict[int, tuple[Catalog, Prefilter]] = {}
+
+
+def prefilter(catalog: Catalog) -> Prefilter:
+    """The prefilter of a catalog, built once per catalog object."""
+    cached = _PREFILTERS.get(id(catalog))
+    if cached is None or cached[0] is not catalog:
+        cached = _PREFILTERS[id(catalog)] = (catalog, Prefilter(catalog))
+    return cached[1]
+
+
+# ---------------------------------------------------------------------------------------------- many files
+
+
+_WORKER_CATALOG: list[Catalog] = []  # the catalog of this worker process, built once by _start_worker
+
+
+def _start_worker(config: Config | None) -> None:
+    _WORKER_CATALOG[:] = [config.catalog() if config is not None else default_catalog()]
+
+
 def _check_one(args: tuple[str, Options]) -> FileResult:
     path, options = args
-    return check_file(path, options)
+    return check_file(path, options, _WORKER_CATALOG[0] if _WORKER_CATALOG else None)
 
 
-def check_paths(paths: list[str], options: Options, jobs: int = 0) -> list[FileResult]:
+def _options_for(path: str, options: Options, config: Config | None) -> Options:
+    ignored = config.ignored_for(path) if config is not None else ()
+    return replace(options, ignore=(*options.ignore, *ignored)) if ignored else options
+
+
+def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Config | None = None) -> list[FileResult]:
     """Check files, in parallel across ``jobs`` processes (0: one per CPU). Results come back in the
-    order of ``paths`` whatever the number of processes, so output is deterministic."""
+    order of ``paths`` whatever the number of processes, so output is deterministic. ``config`` adds
+    its resources to the catalog and its per-file-ignores to ``options``."""
     import os
 
     if jobs <= 0:
         jobs = os.cpu_count() or 1
+    tasks = [(path, _options_for(path, options, config)) for path in paths]
     if jobs == 1 or len(paths) < 2 * jobs:
-        return [check_file(path, options) for path in paths]
+        catalog = config.catalog() if config is not None else default_catalog()
+        return [check_file(path, opts, catalog) for path, opts in tasks]
     from concurrent.futures import ProcessPoolExecutor
 
     chunk = max(1, min(64, len(paths) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_check_one, [(p, options) for p in paths], chunksize=chunk))
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker, initargs=(config,)) as pool:
+        return list(pool.map(_check_one, tasks, chunksize=chunk))

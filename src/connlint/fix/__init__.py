@@ -6,7 +6,7 @@ the rewriting lives in ``engine`` (text in, text out), ``writer`` (files) and ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from connlint.checker import Finding
@@ -27,9 +27,9 @@ FIX_SAFETY: dict[str, str] = {
         "only ends a transaction (sqlite3, psycopg2, pyodbc) or commits (psycopg 3, snowflake: plain `with` "
         "only when every path already commits, otherwise under `--unsafe-fixes`), `async with` / `async with "
         "await` for async drivers, and `try`/`finally` for asyncpg connections and pool checkouts. The block "
-        "ends after the last statement that uses the resource or anything obtained from it. No fix is offered "
-        "when the resource or something obtained from it is returned, yielded or stored, when the name is "
-        "rebound, deleted, global or used by a nested function, or is used outside the block."
+        "ends after the last statement that uses the resource or anything obtained from it. No fix is "
+        "offered when the resource or something obtained from it is returned, yielded or stored, when the "
+        "name is rebound, deleted, global or used by a nested function, or is used outside the block."
     ),
     "CNL002": "The fix is safe; it is the one of CNL001, and returns inside the block stay inside it.",
     "CNL003": (
@@ -68,7 +68,7 @@ def fix_safety(code: str) -> str:
     return FIX_SAFETY.get(code, NO_FIX_SAFETY)
 
 
-def fix_applicability(finding: Finding) -> Optional[str]:
+def fix_applicability(finding: Finding) -> str | None:
     """``"safe"``/``"unsafe"`` when a fix form exists for this finding's rule and API, else ``None``.
 
     Cheap (looks only at the finding). Whether the code around it has a provably safe shape is decided
@@ -88,8 +88,11 @@ def fix_applicability(finding: Finding) -> Optional[str]:
 
 
 def fix_available(finding: Finding) -> bool:
-    """Whether ``connlint fix`` has a fix form for this finding (safe or unsafe); see ``fix_applicability``."""
+    """Whether ``connlint fix`` has a fix form for this finding (safe or unsafe); see
+    ``fix_applicability``."""
     return fix_applicability(finding) is not None
 
 
-__all__ = ["FIXABLE_CODES", "FIX_SAFETY", "SAFE", "UNSAFE", "fix_applicability", "fix_available", "fix_safety"]
+__all__ = [
+    "FIXABLE_CODES", "FIX_SAFETY", "SAFE", "UNSAFE", "fix_applicability", "fix_available", "fix_safety",
+]

@@ -9,14 +9,13 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import libcst as cst
 
 from connlint.catalog import Catalog, default_catalog
 from connlint.checker import Finding, Options
-from connlint.fix import UNSAFE, fix_applicability
-from connlint.fix.forms import NeedsUnsafe, Plan, build, choose, describe, merge_lines
+from connlint.fix import fix_applicability
+from connlint.fix.forms import NeedsUnsafe, Plan, build, choose, describe, leading, merge_lines
 from connlint.fix.imports import Closing, add_import, resolve_closing
 from connlint.fix.safety import Analyzer, NoSafeFix, Tree
 from connlint.runner import check_text
@@ -37,7 +36,7 @@ class Fixed:
 class Unfixed:
     finding: Finding  # as reported in the fixed text
     reason: str
-    original: Optional[Finding] = None  # the same finding in the text given to ``fix_text``
+    original: Finding | None = None  # the same finding in the text given to ``fix_text``
     unsafe_available: bool = False
 
 
@@ -47,15 +46,15 @@ class FixResult:
     text: str
     fixed: tuple[Fixed, ...] = ()
     unfixed: tuple[Unfixed, ...] = ()
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def changed(self) -> bool:
         return self.text != self.source
 
 
-def fix_text(source: str, options: Optional[Options] = None, *, unsafe: bool = False, path: str = "<unknown>",
-             catalog: Optional[Catalog] = None, max_passes: int = MAX_PASSES) -> FixResult:
+def fix_text(source: str, options: Options | None = None, *, unsafe: bool = False, path: str = "<unknown>",
+             catalog: Catalog | None = None, max_passes: int = MAX_PASSES) -> FixResult:
     """Apply every fix that is safe (or also unsafe ones) to ``source``; never returns text that does not
     compile or that still reports a fixed finding."""
     options = options or Options()
@@ -64,11 +63,11 @@ def fix_text(source: str, options: Optional[Options] = None, *, unsafe: bool = F
     return run.fix(max_passes)
 
 
-def plan_text(source: str, findings: Iterable[Finding], unsafe: bool = False) -> dict[Finding, Union[Plan, str]]:
+def plan_text(source: str, findings: Iterable[Finding], unsafe: bool = False) -> dict[Finding, Plan | str]:
     """The exact answer for each finding: its plan, or why there is no (safe) fix. Costs a LibCST parse."""
     tree = Tree(source)
     analyzer = Analyzer(tree)
-    out: dict[Finding, Union[Plan, str]] = {}
+    out: dict[Finding, Plan | str] = {}
     for finding in findings:
         try:
             out[finding] = choose(analyzer.shape(finding), unsafe)
@@ -86,7 +85,7 @@ class _Run:
         self.catalog = catalog
         self.refused: dict[Key, tuple[str, bool]] = {}
         self.fixed: list[Fixed] = []
-        self.closing: Optional[Closing] = None
+        self.closing: Closing | None = None
         self.compiles = _compile_error(source, path) is None
 
     def fix(self, max_passes: int) -> FixResult:
@@ -105,7 +104,8 @@ class _Run:
             try:
                 tree = Tree(current)
             except cst.ParserSyntaxError as exc:
-                return FixResult(self.source, self.source, error=f"LibCST cannot parse the file: {exc.message}")
+                error = f"LibCST cannot parse the file: {exc.message}"
+                return FixResult(self.source, self.source, error=error)
             plans = self._plans(tree, candidates, current)
             if not plans:
                 continue
@@ -121,7 +121,7 @@ class _Run:
 
     # ------------------------------------------------------------------ steps
 
-    def _check(self, text: str) -> Union[list[Finding], str]:
+    def _check(self, text: str) -> list[Finding] | str:
         result = check_text(self.path, text, self.options, self.catalog)
         if result.error is not None:
             return result.error
@@ -147,7 +147,7 @@ class _Run:
                 plans = [p for p in plans if not p.needs_closing]
         return plans
 
-    def _apply_verified(self, tree: Tree, plans: list[Plan], text: str) -> Optional[str]:
+    def _apply_verified(self, tree: Tree, plans: list[Plan], text: str) -> str | None:
         """Apply as many non-overlapping plans as verify; the others are refused with the reason."""
         batch = _non_overlapping(tree, plans)
         new, failures = self._try(tree, batch, text)
@@ -211,7 +211,7 @@ class _Run:
 # ---------------------------------------------------------------------------------------------- applying
 
 
-def apply(tree: Tree, plans: Sequence[Plan], closing: Optional[Closing]) -> str:
+def apply(tree: Tree, plans: Sequence[Plan], closing: Closing | None) -> str:
     """The module's code with the plans applied (and the ``closing`` import added when needed)."""
     expression = closing.expression() if closing is not None else None
     module = tree.module.visit(_Rewriter(plans, expression))
@@ -222,7 +222,7 @@ def apply(tree: Tree, plans: Sequence[Plan], closing: Optional[Closing]) -> str:
 
 
 class _Rewriter(cst.CSTTransformer):
-    def __init__(self, plans: Sequence[Plan], closing: Optional[cst.BaseExpression]) -> None:
+    def __init__(self, plans: Sequence[Plan], closing: cst.BaseExpression | None) -> None:
         super().__init__()
         self.closing = closing
         self.by_owner: dict[cst.IndentedBlock, list[Plan]] = {}
@@ -244,7 +244,8 @@ class _Rewriter(cst.CSTTransformer):
             tail = body[rewrite.stop:]
             if rewrite.carried:
                 if tail:
-                    tail[0] = tail[0].with_changes(leading_lines=merge_lines(rewrite.carried, tail[0].leading_lines))
+                    lines = merge_lines(rewrite.carried, leading(tail[0]))
+                    tail[0] = tail[0].with_changes(leading_lines=lines)
                 else:
                     footer = merge_lines(rewrite.carried, footer)
             body = [*body[:rewrite.start], *rewrite.statements, *tail]
@@ -259,7 +260,7 @@ class _Rewriter(cst.CSTTransformer):
 
 
 def _drop_removed(original: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement],
-                  removals: set[cst.CSTNode]) -> Optional[list[cst.BaseStatement]]:
+                  removals: set[cst.CSTNode]) -> list[cst.BaseStatement] | None:
     if not removals or not any(
         isinstance(o, cst.SimpleStatementLine) and any(s in removals for s in o.body) for o in original
     ):
@@ -278,7 +279,7 @@ def _drop_removed(original: Sequence[cst.BaseStatement], updated: Sequence[cst.B
                 continue
             stmt = stmt.with_changes(body=_last_without_semicolon(kept))
         if pending:
-            stmt = stmt.with_changes(leading_lines=merge_lines(pending, list(stmt.leading_lines)))
+            stmt = stmt.with_changes(leading_lines=merge_lines(pending, leading(stmt)))
             pending = []
         out.append(stmt)
     return out
@@ -363,7 +364,7 @@ def _why_no_form(finding: Finding) -> str:
     return f"the catalog has no fix form for {leak.api.api}()"
 
 
-def _compile_error(text: str, path: str) -> Optional[str]:
+def _compile_error(text: str, path: str) -> str | None:
     try:
         compile(text, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:
@@ -371,7 +372,7 @@ def _compile_error(text: str, path: str) -> Optional[str]:
     return None
 
 
-def _parse_error(text: str, path: str) -> Optional[str]:
+def _parse_error(text: str, path: str) -> str | None:
     try:
         ast.parse(text, path)
     except (SyntaxError, ValueError) as exc:

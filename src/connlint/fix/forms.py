@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable
 
 import libcst as cst
 
@@ -53,7 +53,7 @@ def choose(shape: Shape, unsafe: bool) -> Plan:
         return _gate(Plan(shape, "closing-transaction", SAFE), unsafe)
     fix, cm = api.fix, api.context_manager
     idiomatic: str
-    fallback: Optional[str] = None
+    fallback: str | None = None
     if fix == "with":
         if cm not in ("closes", "commits-then-closes", "returns-to-pool"):
             raise NoSafeFix(f"the catalog's 'with' fix does not fit a context manager that {cm}")
@@ -109,7 +109,7 @@ class Rewrite:
 Builder = Callable[[Plan, Sequence[cst.BaseStatement], cst.BaseExpression], Rewrite]
 
 
-def build(plan: Plan, updated: Sequence[cst.BaseStatement], closing: Optional[cst.BaseExpression]) -> Rewrite:
+def build(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExpression | None) -> Rewrite:
     """Rewrite ``updated`` (the owner's statements after inner edits) for this plan."""
     builder = BUILDERS[plan.form]
     return builder(plan, updated, closing if closing is not None else cst.Name("closing"))
@@ -133,11 +133,13 @@ def async_with_form(plan: Plan, updated: Sequence[cst.BaseStatement], closing: c
 
 def async_with_await_form(plan: Plan, updated: Sequence[cst.BaseStatement],
                           closing: cst.BaseExpression) -> Rewrite:
-    """``var = await f(...)`` -> ``async with await f(...) as var:`` (a coroutine whose result is an async CM)."""
+    """``var = await f(...)`` -> ``async with await f(...) as var:`` (a coroutine whose result is an
+    async CM)."""
     return _with(plan, updated, cst.Await(expression=plan.shape.call), asynchronous=True)
 
 
-def try_finally_form(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExpression) -> Rewrite:
+def try_finally_form(plan: Plan, updated: Sequence[cst.BaseStatement],
+                     closing: cst.BaseExpression) -> Rewrite:
     """Keep the acquisition; put the block in ``try:`` and the close in ``finally:``."""
     release = _moved_release(plan, updated) or _statement(_release_call(plan))
     return _try(plan, updated, release)
@@ -210,7 +212,7 @@ def _with(plan: Plan, updated: Sequence[cst.BaseStatement], item: cst.BaseExpres
     acquire = updated[shape.index]
     assert isinstance(acquire, cst.SimpleStatementLine)
     block = _block(plan, updated)
-    if block and not any(e.comment for e in block[0].leading_lines):
+    if block and not any(e.comment for e in leading(block[0])):
         block[0] = block[0].with_changes(leading_lines=())
     stmt = cst.With(
         items=[cst.WithItem(item=item, asname=cst.AsName(name=cst.Name(shape.var)))],
@@ -230,14 +232,14 @@ def _try(plan: Plan, updated: Sequence[cst.BaseStatement], release: cst.SimpleSt
     block = _block(plan, updated)
     if not block:
         return Rewrite(shape.index + 1, shape.stop, [release.with_changes(leading_lines=())], [])
-    leading: Sequence[cst.EmptyLine] = ()
-    if not any(e.comment for e in block[0].leading_lines):
-        leading = block[0].leading_lines
+    above: Sequence[cst.EmptyLine] = ()
+    if not any(e.comment for e in leading(block[0])):
+        above = leading(block[0])
         block[0] = block[0].with_changes(leading_lines=())
     guarded = cst.Try(
         body=cst.IndentedBlock(body=block),
         finalbody=cst.Finally(body=cst.IndentedBlock(body=[release])),
-        leading_lines=leading,
+        leading_lines=above,
     )
     return Rewrite(shape.index + 1, shape.stop, [guarded], [])
 
@@ -260,7 +262,7 @@ def _block(plan: Plan, updated: Sequence[cst.BaseStatement]) -> Statements:
                 continue
             stmt = stmt.with_changes(body=_fix_semicolons(kept))
         if pending:
-            stmt = stmt.with_changes(leading_lines=merge_lines(pending, list(stmt.leading_lines)))
+            stmt = stmt.with_changes(leading_lines=merge_lines(pending, leading(stmt)))
             pending = []
         if k == shape.end and shape.finally_release is not None and isinstance(stmt, cst.Try):
             block.extend(_drop_final_close(stmt))
@@ -283,7 +285,8 @@ def _drop_final_close(stmt: cst.Try) -> Statements:
     assert isinstance(stmt.body, cst.IndentedBlock)
     body = list(stmt.body.body)
     if body:
-        body[0] = body[0].with_changes(leading_lines=merge_lines(list(stmt.leading_lines), list(body[0].leading_lines)))
+        lines = merge_lines(list(stmt.leading_lines), leading(body[0]))
+        body[0] = body[0].with_changes(leading_lines=lines)
     return body
 
 
@@ -294,7 +297,7 @@ def _fix_semicolons(kept: Sequence[cst.BaseSmallStatement]) -> list[cst.BaseSmal
     return [*kept[:-1], last.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)]
 
 
-def _moved_release(plan: Plan, updated: Sequence[cst.BaseStatement]) -> Optional[cst.SimpleStatementLine]:
+def _moved_release(plan: Plan, updated: Sequence[cst.BaseStatement]) -> cst.SimpleStatementLine | None:
     """The existing trailing close, moved into ``finally`` (awaited when the API's close is a coroutine)."""
     shape = plan.shape
     if shape.release is None:
@@ -336,15 +339,13 @@ def _check_pool_stable(plan: Plan, pool: cst.BaseExpression) -> None:
             targets: list[cst.CSTNode] = []
             if isinstance(node, cst.Assign):
                 targets = [t.target for t in node.targets]
-            elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr)):
-                targets = [node.target]
-            elif isinstance(node, (cst.For,)):
+            elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.NamedExpr, cst.For)):
                 targets = [node.target]
             elif isinstance(node, cst.WithItem) and node.asname is not None:
                 targets = [node.asname.name]
             for target in targets:
                 name = dotted_name(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
-                if name is not None and (name == text or name == root):
+                if name is not None and name in (text, root):
                     raise NoSafeFix(f"the pool '{text}' is rebound inside the block")
 
 
@@ -357,13 +358,18 @@ def _walk(node: cst.CSTNode) -> list[cst.CSTNode]:
     return out
 
 
+def leading(stmt: cst.BaseStatement) -> list[cst.EmptyLine]:
+    """A statement's own-line comments and blank lines above it (every statement kind has them)."""
+    return list(getattr(stmt, "leading_lines", ()))
+
+
 def _statement(expr: cst.BaseExpression) -> cst.SimpleStatementLine:
     return cst.SimpleStatementLine(body=[cst.Expr(value=expr)])
 
 
 def _comments_of(stmt: cst.BaseStatement) -> list[cst.EmptyLine]:
     """A removed statement's own-line comments and blank lines, plus its end-of-line comment."""
-    lines = list(stmt.leading_lines)
+    lines = leading(stmt)
     if isinstance(stmt, cst.SimpleStatementLine) and stmt.trailing_whitespace.comment is not None:
         lines.append(cst.EmptyLine(indent=True, comment=stmt.trailing_whitespace.comment))
     return lines
@@ -408,7 +414,7 @@ _LABELS = {
 }
 
 
-def describe(plan: Plan, closing: Optional[str]) -> str:
+def describe(plan: Plan, closing: str | None) -> str:
     """A one-line picture of the fix, e.g. ``with closing(sqlite3.connect(...)) as conn``."""
     shape = plan.shape
     api = shape.api

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import Union
 
 import libcst as cst
 
 from connlint.fix.safety import NoSafeFix, Tree, dotted_name
 
+Body = list[Union[cst.SimpleStatementLine, cst.BaseCompoundStatement]]
 _FALLBACK_STDLIB = frozenset({
     "abc", "argparse", "asyncio", "atexit", "base64", "collections", "contextlib", "csv", "dataclasses",
     "datetime", "decimal", "enum", "functools", "glob", "hashlib", "io", "itertools", "json", "logging",
@@ -26,7 +27,7 @@ class Closing:
     """How the fixed code spells ``contextlib.closing`` and which import, if any, must be added."""
 
     spelling: str  # "closing", "contextlib.closing", "cl.closing"
-    add: Optional[str] = None  # None, "from" (from contextlib import closing) or "import" (import contextlib)
+    add: str | None = None  # None, "from" (from contextlib import closing) or "import" (import contextlib)
 
     def expression(self) -> cst.BaseExpression:
         return cst.parse_expression(self.spelling)
@@ -77,13 +78,13 @@ def resolve_closing(tree: Tree) -> Closing:
     raise NoSafeFix("the names 'closing' and 'contextlib' are both used for something else")
 
 
-def _from_module(node: cst.ImportFrom) -> Optional[str]:
+def _from_module(node: cst.ImportFrom) -> str | None:
     if node.relative or node.module is None:
         return None
     return dotted_name(node.module)
 
 
-def _bound(alias: cst.ImportAlias) -> Optional[str]:
+def _bound(alias: cst.ImportAlias) -> str | None:
     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
         return alias.asname.name.value
     return None
@@ -105,7 +106,7 @@ def _unused(tree: Tree, name: str) -> bool:
 def add_import(module: cst.Module, kind: str) -> cst.Module:
     """Add ``from contextlib import closing`` (merged into an existing ``from contextlib import``) or
     ``import contextlib``, in the first import group that holds standard-library modules."""
-    body = list(module.body)
+    body: Body = list(module.body)
     if kind == "from":
         for i, stmt in enumerate(body):
             merged = _merge_into(stmt)
@@ -148,7 +149,7 @@ def add_import(module: cst.Module, kind: str) -> cst.Module:
     return module.with_changes(body=_insert_after(body, group[-1], new))
 
 
-def _merge_into(stmt: cst.BaseStatement) -> Optional[cst.SimpleStatementLine]:
+def _merge_into(stmt: cst.BaseStatement) -> cst.SimpleStatementLine | None:
     """``from contextlib import a, b`` -> with ``closing`` in sorted place, keeping the layout."""
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return None
@@ -175,10 +176,11 @@ def _merge_into(stmt: cst.BaseStatement) -> Optional[cst.SimpleStatementLine]:
     return stmt.with_changes(body=[node.with_changes(names=aliases)])
 
 
-def _first_code_statement(body: list[cst.BaseStatement]) -> int:
+def _first_code_statement(body: Body) -> int:
     if body and isinstance(body[0], cst.SimpleStatementLine) and len(body[0].body) == 1:
         first = body[0].body[0]
-        if isinstance(first, cst.Expr) and isinstance(first.value, (cst.SimpleString, cst.ConcatenatedString)):
+        docstring = (cst.SimpleString, cst.ConcatenatedString)
+        if isinstance(first, cst.Expr) and isinstance(first.value, docstring):
             return 1
     return 0
 
@@ -189,7 +191,7 @@ def _is_import_line(stmt: cst.BaseStatement) -> bool:
     )
 
 
-def _only(stmt: cst.BaseStatement) -> Optional[cst.BaseSmallStatement]:
+def _only(stmt: cst.BaseStatement) -> cst.BaseSmallStatement | None:
     if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
         return stmt.body[0]
     return None
@@ -213,7 +215,7 @@ def _top_module(stmt: cst.BaseStatement) -> str:
     return _sort_key(stmt).split(".", 1)[0]
 
 
-def _groups(body: list[cst.BaseStatement], indexes: list[int]) -> list[list[int]]:
+def _groups(body: Body, indexes: list[int]) -> list[list[int]]:
     """Runs of import lines not separated by blank lines or comment lines."""
     groups: list[list[int]] = []
     for i in indexes:
@@ -225,14 +227,14 @@ def _groups(body: list[cst.BaseStatement], indexes: list[int]) -> list[list[int]
     return groups
 
 
-def _insert_before(body: list[cst.BaseStatement], at: int, new: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
+def _insert_before(body: Body, at: int, new: cst.SimpleStatementLine) -> Body:
     out = list(body)
     out[at] = body[at].with_changes(leading_lines=())
     out.insert(at, new.with_changes(leading_lines=body[at].leading_lines))
     return out
 
 
-def _insert_after(body: list[cst.BaseStatement], at: int, new: cst.SimpleStatementLine) -> list[cst.BaseStatement]:
+def _insert_after(body: Body, at: int, new: cst.SimpleStatementLine) -> Body:
     out = list(body)
     out.insert(at + 1, new.with_changes(leading_lines=()))
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 import libcst as cst
 from libcst.metadata import (
@@ -28,7 +28,6 @@ from connlint.catalog import ResourceApi
 from connlint.checker import Finding
 
 FuncDef = cst.FunctionDef
-Suite = Union[cst.IndentedBlock, cst.SimpleStatementSuite]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -64,6 +63,10 @@ _REGISTERING = frozenset({"closing", "aclosing", "finalize", "register", "callba
 _LENDING_DECORATORS = frozenset({"contextmanager", "asynccontextmanager", "fixture"})
 
 
+# (trailing release index, closes before return/raise, close ending a final ``finally``, block end)
+_Placed = tuple[Optional[int], list[cst.CSTNode], Optional[cst.SimpleStatementLine], int]
+
+
 class NoSafeFix(Exception):
     """No fix is provably safe here; ``reason`` says why in one clause."""
 
@@ -85,13 +88,13 @@ class Shape:
     call: cst.Call  # the acquiring call
     awaited: bool  # bound as ``var = await call``
     end: int  # last statement of the block (inclusive); ``index`` when the block is empty
-    release: Optional[int] = None  # a trailing release statement the fix removes or moves
+    release: int | None = None  # a trailing release statement the fix removes or moves
     removals: frozenset[cst.CSTNode] = frozenset()  # closes just before return/raise (small statements)
-    finally_release: Optional[cst.SimpleStatementLine] = None  # a close ending the ``finally`` at ``end``
+    finally_release: cst.SimpleStatementLine | None = None  # a close ending the ``finally`` at ``end``
     fixture_return: bool = False  # CNL007: ``return var`` at ``end`` becomes ``yield var``
     commits_on_every_path: bool = False
     async_function: bool = False
-    with_item: Optional[int] = None  # CNL003: the item of the ``with`` at ``index`` that acquires
+    with_item: int | None = None  # CNL003: the item of the ``with`` at ``index`` that acquires
 
     @property
     def via_with(self) -> bool:
@@ -114,19 +117,19 @@ class Tree:
         self.parents = self.wrapper.resolve(ParentNodeProvider)
         self.scopes = self.wrapper.resolve(ScopeProvider)
         self.lines = _LINE_BREAK.split(text)
-        self._functions: Optional[dict[int, FuncDef]] = None
-        self._calls: Optional[dict[tuple[int, int], list[cst.Call]]] = None
-        self._all_scopes: Optional[list[Scope]] = None
+        self._functions: dict[int, FuncDef] | None = None
+        self._calls: dict[tuple[int, int], list[cst.Call]] | None = None
+        self._all_scopes: list[Scope] | None = None
 
     # ------------------------------------------------------------------ lookups
 
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line
 
-    def parent(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)
 
-    def function_at(self, line: int) -> Optional[FuncDef]:
+    def function_at(self, line: int) -> FuncDef | None:
         if self._functions is None:
             found: dict[int, FuncDef] = {}
             for node in _walk(self.module):
@@ -135,8 +138,8 @@ class Tree:
             self._functions = found
         return self._functions.get(line)
 
-    def call_at(self, finding: Finding) -> Optional[cst.Call]:
-        """The call the finding points at (``ast`` columns are UTF-8 byte offsets, LibCST's are characters)."""
+    def call_at(self, finding: Finding) -> cst.Call | None:
+        """The call the finding points at (``ast`` columns count UTF-8 bytes, LibCST's characters)."""
         if self._calls is None:
             calls: dict[tuple[int, int], list[cst.Call]] = {}
             for node in _walk(self.module):
@@ -157,7 +160,7 @@ class Tree:
             return -1
         return len(self.lines[line - 1].encode("utf-8")[:byte_col].decode("utf-8", "replace"))
 
-    def scope_of(self, node: cst.CSTNode) -> Optional[Scope]:
+    def scope_of(self, node: cst.CSTNode) -> Scope | None:
         return self.scopes.get(node)
 
     def all_scopes(self) -> list[Scope]:
@@ -177,9 +180,9 @@ class Tree:
                     (direct if _only_comprehensions(other, scope) else nested).append(access.node)
         return direct, nested
 
-    def statement_index(self, node: cst.CSTNode, owner: cst.IndentedBlock) -> Optional[int]:
+    def statement_index(self, node: cst.CSTNode, owner: cst.IndentedBlock) -> int | None:
         """Index in ``owner.body`` of the statement that contains ``node`` (None: not inside ``owner``)."""
-        child: Optional[cst.CSTNode] = node
+        child: cst.CSTNode | None = node
         while child is not None:
             parent = self.parent(child)
             if parent is owner:
@@ -191,7 +194,7 @@ class Tree:
         return None
 
     def contains(self, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
-        current: Optional[cst.CSTNode] = node
+        current: cst.CSTNode | None = node
         while current is not None:
             if current is outer:
                 return True
@@ -200,7 +203,7 @@ class Tree:
 
 
 def _inside(scope: Scope, outer: Scope) -> bool:
-    current: Optional[Scope] = scope.parent
+    current: Scope | None = scope.parent
     while current is not None and current is not current.parent:
         if current is outer:
             return True
@@ -237,7 +240,7 @@ def _walk_local(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(current.children))
 
 
-def dotted_name(node: cst.BaseExpression) -> Optional[str]:
+def dotted_name(node: cst.BaseExpression) -> str | None:
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
@@ -256,7 +259,7 @@ class Taint:
         self.names = names
         self.session = session
 
-    def expr(self, node: cst.CSTNode) -> bool:  # noqa: C901 - one case per expression kind
+    def expr(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.Name):
             return node.value in self.names
         if isinstance(node, cst.Attribute):
@@ -277,7 +280,8 @@ class Taint:
             return any(self.expr(e.value) for e in node.elements)
         if isinstance(node, cst.Dict):
             return any(
-                self.expr(e.value) or (isinstance(e, cst.DictElement) and self.expr(e.key)) for e in node.elements
+                self.expr(e.value) or (isinstance(e, cst.DictElement) and self.expr(e.key))
+                for e in node.elements
             )
         if isinstance(node, (cst.BinaryOperation, cst.BooleanOperation)):
             return self.expr(node.left) or self.expr(node.right)
@@ -317,10 +321,10 @@ class Taint:
             return self._comprehension(node, [node.elt])
         return self.session and self.expr(node)
 
-    def _comprehension(self, node: Union[cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp],
+    def _comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
                        results: Sequence[cst.BaseExpression]) -> bool:
         inner = Taint(set(self.names), self.session)
-        level: Optional[cst.CompFor] = node.for_in
+        level: cst.CompFor | None = node.for_in
         while level is not None:
             live = inner.elements(level.iter)
             for name in _target_names(level.target):
@@ -375,7 +379,7 @@ class Analyzer:
 
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
-        self._module_release_helpers: Optional[dict[str, FuncDef]] = None
+        self._module_release_helpers: dict[str, FuncDef] | None = None
 
     def shape(self, finding: Finding) -> Shape:
         leak = finding.leak
@@ -410,11 +414,11 @@ class Analyzer:
                 kind = "global" if isinstance(node, cst.Global) else "nonlocal"
                 raise NoSafeFix(f"'{var}' is declared {kind} at line {self.tree.line_of(node)}")
         scope = self._func_scope(func)
-        bindings = sorted(
-            self.tree.line_of(a.node) for a in scope.assignments[var] if isinstance(a.node, cst.CSTNode)
-        )
-        if len(bindings) != 1:
-            others = ", ".join(str(line) for line in bindings)
+        assignments = list(scope.assignments[var])
+        if len(assignments) != 1:
+            nodes = [getattr(a, "node", None) for a in assignments]
+            others = ", ".join(str(self.tree.line_of(n)) for n in sorted(
+                (n for n in nodes if isinstance(n, cst.CSTNode)), key=self.tree.line_of))
             raise NoSafeFix(f"'{var}' is bound more than once (lines {others})")
         direct, nested = self.tree.accesses(scope, var)
         if nested:
@@ -476,7 +480,8 @@ class Analyzer:
         for name, node in derived:
             if name == var:
                 raise NoSafeFix(f"'{var}' is copied to another name at line {tree.line_of(node)}")
-        release, removals, finally_release, end = self._place_releases(found.releases, owner, index, last, var)
+        placed = self._place_releases(found.releases, owner, index, last, var)
+        release, removals, finally_release, end = placed
         fixture_return = False
         if fixture:
             stmt = owner.body[end] if end > index else None
@@ -486,9 +491,9 @@ class Analyzer:
                 raise NoSafeFix("the fixture has another return or a yield")
             fixture_return = True
         return Shape(
-            finding=finding, api=api, var=var, func=func, owner=owner, index=index, call=call, awaited=awaited,
-            end=end, release=release, removals=frozenset(removals), finally_release=finally_release,
-            fixture_return=fixture_return,
+            finding=finding, api=api, var=var, func=func, owner=owner, index=index, call=call,
+            awaited=awaited, end=end, release=release, removals=frozenset(removals),
+            finally_release=finally_release, fixture_return=fixture_return,
             commits_on_every_path=self._commits_on_every_path(owner.body[index + 1:end + 1], var, removals,
                                                               finally_release),
             async_function=func.asynchronous is not None,
@@ -597,7 +602,9 @@ class Analyzer:
                     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
                         method = node.func.attr.value
                         on_param = isinstance(node.func.value, cst.Name) and node.func.value.value in params
-                        arg_param = any(isinstance(a.value, cst.Name) and a.value.value in params for a in node.args)
+                        arg_param = any(
+                            isinstance(a.value, cst.Name) and a.value.value in params for a in node.args
+                        )
                         if (on_param and method in ("close", "terminate", "disconnect", "ensure_closed")) or (
                             arg_param and method in ("putconn", "release")
                         ):
@@ -611,12 +618,12 @@ class Analyzer:
         return previous is not None and _release_call(previous, var, api) is not None
 
     def _place_releases(self, releases: list[cst.Call], owner: cst.IndentedBlock, index: int, last: int,
-                        var: str) -> tuple[Optional[int], list[cst.CSTNode], Optional[cst.SimpleStatementLine], int]:
+                        var: str) -> _Placed:
         """Sort the closes found in the block: trailing statement, end of a final ``finally``, or just
         before a return/raise. Returns (release index, removals, finally release, block end)."""
         tree = self.tree
-        release: Optional[int] = None
-        finally_release: Optional[cst.SimpleStatementLine] = None
+        release: int | None = None
+        finally_release: cst.SimpleStatementLine | None = None
         removals: list[cst.CSTNode] = []
         for call in releases:
             small = _small_statement_of(tree, call)
@@ -644,7 +651,7 @@ class Analyzer:
         return release, removals, finally_release, end
 
     def _commits_on_every_path(self, body: Sequence[cst.BaseStatement], var: str, removals: list[cst.CSTNode],
-                               finally_release: Optional[cst.SimpleStatementLine]) -> bool:
+                               finally_release: cst.SimpleStatementLine | None) -> bool:
         """The block's last statement commits and no return/break/continue leaves the block before it."""
         if not body or removals:
             return False
@@ -693,14 +700,16 @@ class Analyzer:
                 if not tree.contains(stmt, node):
                     what = f"'{var}'" if name == var else f"'{name}' (from '{var}')"
                     raise NoSafeFix(f"{what} is used after the 'with' block at line {tree.line_of(node)}")
-        for name, node in derived:
+        for _, node in derived:
             raise NoSafeFix(f"'{var}' is copied to another name at line {tree.line_of(node)}")
-        found = self._scan(body, var, api, Taint(tainted, session), lends=_lends(func, tree), fixture_return=False)
+        taint = Taint(tainted, session)
+        found = self._scan(body, var, api, taint, lends=_lends(func, tree), fixture_return=False)
         if found.problems:
             line_no, reason = found.problems[0]
             raise NoSafeFix(f"{reason} at line {line_no}")
         if found.releases:
-            raise NoSafeFix(f"'{var}' is also closed inside the block at line {tree.line_of(found.releases[0])}")
+            where = tree.line_of(found.releases[0])
+            raise NoSafeFix(f"'{var}' is also closed inside the block at line {where}")
         item_index = next(i for i, it in enumerate(stmt.items) if it is item)
         if api.is_pool_checkout:
             _pool_expression(call)  # raises when the pool is not a plain name
@@ -715,7 +724,7 @@ class Analyzer:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _is_name(node: Optional[cst.CSTNode], name: str) -> bool:
+def _is_name(node: cst.CSTNode | None, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
 
 
@@ -758,14 +767,14 @@ def _lends(func: FuncDef, tree: Tree) -> bool:
     return False
 
 
-def _is_return_of(stmt: Optional[cst.CSTNode], var: str) -> bool:
+def _is_return_of(stmt: cst.CSTNode | None, var: str) -> bool:
     return (
-        isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Return)
-        and _is_name(stmt.body[0].value, var)
+        isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Return) and _is_name(stmt.body[0].value, var)
     )
 
 
-def _has_other_return_or_yield(func: FuncDef, final: Optional[cst.CSTNode]) -> bool:
+def _has_other_return_or_yield(func: FuncDef, final: cst.CSTNode | None) -> bool:
     for node in _walk_local(func.body):
         if isinstance(node, (cst.Yield,)):
             return True
@@ -776,7 +785,7 @@ def _has_other_return_or_yield(func: FuncDef, final: Optional[cst.CSTNode]) -> b
     return False
 
 
-def _small_statement_of(tree: Tree, call: cst.Call) -> Optional[cst.BaseSmallStatement]:
+def _small_statement_of(tree: Tree, call: cst.Call) -> cst.BaseSmallStatement | None:
     """The expression statement that is exactly this call (or ``await`` of it)."""
     node: cst.CSTNode = call
     parent = tree.parent(node)
@@ -790,13 +799,13 @@ def _small_statement_of(tree: Tree, call: cst.Call) -> Optional[cst.BaseSmallSta
 def _suite_items(tree: Tree, small: cst.CSTNode) -> tuple[list[cst.CSTNode], int]:
     """The statements of the suite holding ``small``, with simple lines flattened, and its position."""
     line = tree.parent(small)
+    items: list[cst.CSTNode] = []
     if isinstance(line, cst.SimpleStatementSuite):
-        items = list(line.body)
-        return items, items.index(small)  # type: ignore[arg-type]
+        items.extend(line.body)
+        return items, next(i for i, item in enumerate(items) if item is small)
     block = tree.parent(line) if line is not None else None
     if not isinstance(block, cst.IndentedBlock):
         return [], -1
-    items = []
     for stmt in block.body:
         if isinstance(stmt, cst.SimpleStatementLine):
             items.extend(stmt.body)
@@ -805,17 +814,17 @@ def _suite_items(tree: Tree, small: cst.CSTNode) -> tuple[list[cst.CSTNode], int
     return items, next(i for i, item in enumerate(items) if item is small)
 
 
-def _next_small(tree: Tree, small: cst.CSTNode) -> Optional[cst.CSTNode]:
+def _next_small(tree: Tree, small: cst.CSTNode) -> cst.CSTNode | None:
     items, at = _suite_items(tree, small)
     return items[at + 1] if 0 <= at < len(items) - 1 else None
 
 
-def _previous_small(tree: Tree, small: cst.CSTNode) -> Optional[cst.CSTNode]:
+def _previous_small(tree: Tree, small: cst.CSTNode) -> cst.CSTNode | None:
     items, at = _suite_items(tree, small)
     return items[at - 1] if at > 0 else None
 
 
-def _release_call(small: cst.CSTNode, var: str, api: ResourceApi) -> Optional[cst.Call]:
+def _release_call(small: cst.CSTNode, var: str, api: ResourceApi) -> cst.Call | None:
     """The call if ``small`` is an expression statement that releases ``var``."""
     if not isinstance(small, cst.Expr):
         return None

@@ -5,6 +5,7 @@ a file that changed since it was read."""
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import stat
@@ -86,18 +87,15 @@ def write(source: SourceFile, text: str) -> None:
             os.fsync(fh.fileno())
         os.chmod(temp, stat.S_IMODE(info.st_mode))
         if hasattr(os, "chown"):
-            try:
+            # not allowed to give it away: it stays ours, as with any editor
+            with contextlib.suppress(OSError):
                 os.chown(temp, info.st_uid, info.st_gid)
-            except OSError:
-                pass  # not allowed to give it away: it stays ours, as with any editor
         if _current_bytes(target) != source.raw:
             raise WriteRefused("it changed on disk since it was read")
         os.replace(temp, target)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise WriteRefused(exc.strerror or str(exc)) from None
         raise

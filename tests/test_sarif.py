@@ -1,0 +1,66 @@
+"""SARIF output validated against the official SARIF 2.1.0 schema (../shared/schemas)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from connlint.rules import RULES
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+CASES = ROOT / "tests" / "fixtures" / "cases"
+
+
+@pytest.fixture(scope="module")
+def sarif_schema() -> dict:
+    if not SCHEMA.is_file():
+        pytest.skip(f"the official SARIF schema is not at {SCHEMA}")
+    return json.loads(SCHEMA.read_text(encoding="utf-8"))
+
+
+def sarif_for(*paths: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "connlint", "check", "--format", "sarif", *paths],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_sarif_validates_against_the_official_schema(sarif_schema: dict) -> None:
+    log = sarif_for("tests/fixtures/cases", "examples")
+    jsonschema.validate(log, sarif_schema, format_checker=jsonschema.FormatChecker())
+    run = log["runs"][0]
+    assert log["version"] == "2.1.0"
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == [r.code for r in RULES]
+    assert len(run["results"]) > 100
+
+
+def test_rules_and_results_carry_what_code_scanning_shows(sarif_schema: dict) -> None:
+    log = sarif_for("examples/inventory/products.py")
+    jsonschema.validate(log, sarif_schema)
+    run = log["runs"][0]
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "CNL002")
+    assert rule["name"] == "resource-not-closed-on-path"
+    assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+    assert rule["helpUri"].endswith("/CNL002.md")
+    assert rule["defaultConfiguration"]["level"] == "error"
+    opt_in = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "CNL901")
+    assert opt_in["defaultConfiguration"]["enabled"] is False
+    result = next(r for r in run["results"] if r["ruleId"] == "CNL002")
+    region = result["locations"][0]["physicalLocation"]["region"]
+    assert region["startLine"] == 32 and region["startColumn"] == 12
+    assert region["endLine"] >= region["startLine"] and region["endColumn"] > region["startColumn"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "examples/inventory/products.py"
+    assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "CNL002"
+
+
+def test_empty_run_is_valid(sarif_schema: dict, tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    log = sarif_for(str(tmp_path / "ok.py"))
+    jsonschema.validate(log, sarif_schema)
+    assert log["runs"][0]["results"] == []
