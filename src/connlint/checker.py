@@ -159,12 +159,31 @@ def _params(func: FuncDef) -> list[str]:
 # ---------------------------------------------------------------------------------------------- module
 
 
+class _LazyHelpers:
+    """The helpers mapping the event builder reads; each summary is computed when first asked for."""
+
+    def __init__(self, checker: ModuleChecker) -> None:
+        self.checker = checker
+
+    def get(self, key: str) -> HelperSummary | None:
+        return self.checker.helper_for(key)
+
+
 class ModuleChecker:
-    def __init__(self, tree: ast.Module, catalog: Catalog, options: Options) -> None:
+    """Analyses the functions of one module that can acquire something.
+
+    Same-module factories and helpers are summarised on demand: asking whether ``get_conn()``
+    acquires analyses ``get_conn`` first (once; a cycle of calls answers "no" inside the cycle).
+    ``source``, when given, lets functions that name nothing that can acquire be skipped from their
+    text alone, without walking their trees.
+    """
+
+    def __init__(self, tree: ast.Module, catalog: Catalog, options: Options, source: str | None = None) -> None:
         self.tree = tree
         self.catalog = catalog
         self.options = options
         self.resolver = Resolver(tree, catalog)
+        self.lines = source.splitlines() if source is not None else None
         self.release_names = frozenset(
             name for api in set(catalog.resources.values()) for name in api.release
         )
@@ -175,7 +194,100 @@ class ModuleChecker:
             api="<parameter>", kind="parameter", returns="", release=tuple(self.release_names),
             context_manager="none", fix="none", pool_release=tuple(self.pool_release_names),
         )
-        self.helpers: dict[str, HelperSummary] = {}
+        self.helpers = _LazyHelpers(self)
+        self.funcs = _functions(tree, self.resolver)
+        self.by_key = {f.key: f for f in self.funcs if f.key is not None}
+        self.local_functions = frozenset(key.rpartition(".")[2] for key in self.by_key)
+        self._results: dict[int, tuple[Analysis, Result, EventBuilder] | None] = {}
+        self._skipped: dict[int, tuple[_Func, str]] = {}
+        self._factories: dict[str, Factory | None] = {}
+        self._helper_summaries: dict[str, HelperSummary | None] = {}
+        self._words: dict[int, frozenset[str]] = {}
+        self.resolver.factory_lookup = self.factory_for
+
+    # ------------------------------------------------------------------ which functions to analyse
+
+    def _text_words(self, f: _Func) -> frozenset[str] | None:
+        if self.lines is None:
+            return None
+        words = self._words.get(id(f))
+        if words is None:
+            node = f.node
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+            segment = "\n".join(self.lines[start:node.end_lineno or node.lineno])
+            words = self._words[id(f)] = frozenset(_WORD.findall(segment))
+        return words
+
+    def _is_candidate(self, f: _Func) -> bool:
+        """Can this function acquire? Its text (when known) must name a catalog call or a local
+        function; then its calls are looked at; a call of a local function asks if it is a factory."""
+        words = self._text_words(f)
+        if words is not None:
+            if not (words & self.resolver.trigger_names) and not any(
+                self.factory_for(key) is not None for key in self._local_keys(f, words)
+            ):
+                return False
+        if self.resolver.may_acquire(f.node):
+            return True
+        names = self._called_local_names(f)
+        return any(self.factory_for(key) is not None for key in self._local_keys(f, names))
+
+    def _local_keys(self, f: _Func, words: frozenset[str] | set[str]) -> list[str]:
+        keys = []
+        for word in words & self.local_functions:
+            if word in self.by_key:
+                keys.append(word)
+            if f.cls is not None and f"{f.cls}.{word}" in self.by_key:
+                keys.append(f"{f.cls}.{word}")
+        return keys
+
+    def _called_local_names(self, f: _Func) -> set[str]:
+        names = set()
+        for node in self.resolver.index.of(f.node):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+                if name in self.local_functions:
+                    names.add(name)
+        return names
+
+    def analysis(self, f: _Func) -> tuple[Analysis, Result, EventBuilder] | None:
+        """The (memoised) analysis of one function; None inside a cycle or when skipped."""
+        if id(f) in self._results:
+            return self._results[id(f)]
+        self._results[id(f)] = None  # in progress: a recursive question gets "no"
+        with_params = f.key is not None and self._helper_candidate(f.node)
+        try:
+            out = self._analyze(f, with_params)
+        except (cfg.BudgetExceeded, RecursionError) as exc:
+            self._skipped[id(f)] = (f, "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+            return None
+        self._results[id(f)] = out
+        return out
+
+    def factory_for(self, key: str) -> Factory | None:
+        if key in self._factories:
+            return self._factories[key]
+        self._factories[key] = None
+        f = self.by_key.get(key)
+        if f is None or f.mode != "function" or f.node.name.startswith("__") or not self._is_candidate(f):
+            return None
+        out = self.analysis(f)
+        if out is not None:
+            self._factories[key] = self._factory_of(f, out)
+        return self._factories[key]
+
+    def helper_for(self, key: str) -> HelperSummary | None:
+        if key in self._helper_summaries:
+            return self._helper_summaries[key]
+        self._helper_summaries[key] = None
+        f = self.by_key.get(key)
+        if f is None or not self._helper_candidate(f.node):
+            return None
+        out = self.analysis(f)
+        if out is not None:
+            self._helper_summaries[key] = self._helper_of(f, out)
+        return self._helper_summaries[key]
 
     # ------------------------------------------------------------------ summaries
 
@@ -240,37 +352,15 @@ class ModuleChecker:
         return analysis, analysis.run(), builder
 
     def check(self) -> list[Finding]:
-        funcs = _functions(self.tree, self.resolver)
-        helper_candidates = {id(f) for f in funcs if f.key is not None and self._helper_candidate(f.node)}
-        results: dict[int, tuple[Analysis, Result, EventBuilder]] = {}
-        skipped: dict[int, tuple[_Func, str]] = {}
-        candidates: list[_Func] = []
-        for _ in range(4):
-            factories: dict[str, Factory] = {}
-            helpers: dict[str, HelperSummary] = {}
-            results = {}
-            # a new factory or helper makes more functions worth analysing
-            candidates = [f for f in funcs if id(f) in helper_candidates or self.resolver.may_acquire(f.node)]
-            for f in candidates:
-                with_params = id(f) in helper_candidates
-                try:
-                    results[id(f)] = out = self._analyze(f, with_params)
-                except (cfg.BudgetExceeded, RecursionError) as exc:
-                    skipped[id(f)] = (f, "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc))
-                    continue
-                if f.key is not None:
-                    self._summarize(f, out, factories, helpers)
-            if factories == self.resolver.factories and helpers == self.helpers:
-                break
-            self.resolver.factories = factories
-            self.resolver.__dict__.pop("_method_names_cache", None)
-            self.helpers = helpers
         findings: list[Finding] = []
-        for f in candidates:
-            if id(f) in results:
-                findings.extend(self._findings(f, *results[id(f)]))
+        for f in self.funcs:
+            if not self._is_candidate(f):
+                continue  # a function that acquires nothing has nothing to report
+            out = self.analysis(f)
+            if out is not None:
+                findings.extend(self._findings(f, *out))
         if self.options.enabled("CNL900"):
-            for f, reason in skipped.values():
+            for f, reason in self._skipped.values():
                 node = f.node
                 findings.append(Finding(
                     node.lineno, node.col_offset + 1, "CNL900",
@@ -281,33 +371,34 @@ class ModuleChecker:
             findings.extend(self._module_level())
         return sorted(set(findings))
 
-    def _summarize(self, f: _Func, out: tuple[Analysis, Result, EventBuilder],
-                   factories: dict[str, Factory], helpers: dict[str, HelperSummary]) -> None:
+    def _factory_of(self, f: _Func, out: tuple[Analysis, Result, EventBuilder]) -> Factory | None:
         _, result, builder = out
         assert f.key is not None
-        if f.mode == "function" and not f.node.name.startswith("__"):
-            origin = builder.direct_returns[0] if builder.direct_returns else None
-            if origin is None:
-                for site in result.sites:
-                    if not site.is_param and result.obs.escaped.get(site.id) == {"return"}:
-                        origin = site.origin
-                        break
-            if origin is not None:
-                via = origin.display.split(" (line", 1)[0].rstrip("()")
-                if " (line " in origin.display:
-                    via = origin.display.rsplit(", ", 1)[1].rstrip(")")
-                factories[f.key] = Factory(f.key, f.node.lineno, origin.api, via)
-        params = [s for s in result.sites if s.is_param]
-        if params:
-            effects: dict[str, str] = {}
-            for site in params:
-                assert site.var is not None
-                if site.id in result.obs.escaped:
-                    effects[site.var] = "sink"
-                elif site.id in result.obs.released and site.id not in result.normal_leaks:
-                    effects[site.var] = "release"
-            if effects:
-                helpers[f.key] = HelperSummary(tuple(_params(f.node)), effects)
+        origin = builder.direct_returns[0] if builder.direct_returns else None
+        if origin is None:
+            for site in result.sites:
+                if not site.is_param and result.obs.escaped.get(site.id) == {"return"}:
+                    origin = site.origin
+                    break
+        if origin is None:
+            return None
+        via = origin.display.split(" (line", 1)[0].rstrip("()")
+        if " (line " in origin.display:
+            via = origin.display.rsplit(", ", 1)[1].rstrip(")")
+        return Factory(f.key, f.node.lineno, origin.api, via)
+
+    def _helper_of(self, f: _Func, out: tuple[Analysis, Result, EventBuilder]) -> HelperSummary | None:
+        _, result, _ = out
+        effects: dict[str, str] = {}
+        for site in result.sites:
+            if not site.is_param:
+                continue
+            assert site.var is not None
+            if site.id in result.obs.escaped:
+                effects[site.var] = "sink"
+            elif site.id in result.obs.released and site.id not in result.normal_leaks:
+                effects[site.var] = "release"
+        return HelperSummary(tuple(_params(f.node)), effects) if effects else None
 
     # ------------------------------------------------------------------ findings
 
@@ -428,9 +519,10 @@ def _exit_text(node: cfg.Node | None) -> str:
     return f"when the function returns at line {node.line}"
 
 
-def check_tree(tree: ast.Module, options: Options | None = None, catalog: Catalog | None = None) -> list[Finding]:
-    """All findings for one parsed module."""
-    return ModuleChecker(tree, catalog or default_catalog(), options or Options()).check()
+def check_tree(tree: ast.Module, options: Options | None = None, catalog: Catalog | None = None,
+               source: str | None = None) -> list[Finding]:
+    """All findings for one parsed module (``source``, its text, only speeds things up)."""
+    return ModuleChecker(tree, catalog or default_catalog(), options or Options(), source).check()
 
 
 def check_source(source: str, options: Options | None = None, catalog: Catalog | None = None,
@@ -439,7 +531,7 @@ def check_source(source: str, options: Options | None = None, catalog: Catalog |
     if not mentions_catalog(source, catalog):
         return []
     tree = ast.parse(source, filename)
-    return check_tree(tree, options, catalog)
+    return check_tree(tree, options, catalog, source)
 
 
 __all__ = ["Finding", "Options", "check_source", "check_tree", "mentions_catalog", "replace"]

@@ -121,9 +121,8 @@ class EventBuilder:
         self.sites: list[Site] = []
         self._sites_by_call: dict[int, Site] = {}
         self.direct_returns: list[Origin] = []  # "return <acquire>(...)": the function is a factory
-        closing_locals = {
-            local for local, q in resolver.imports.names.items() if q in CLOSING
-        }
+        closing_locals = {local for local, q in resolver.imports.names.items() if q in CLOSING}
+        closing_locals |= {local for local, q in scope.imports.items() if q in CLOSING}
         self._closing_names = frozenset(closing_locals)
 
     # ------------------------------------------------------------------ sites
@@ -403,7 +402,7 @@ class EventBuilder:
     def _is_closing(self, func: ast.expr) -> bool:
         if isinstance(func, ast.Name):
             return func.id in self._closing_names
-        return self.resolver.imports.qualify(func) in CLOSING
+        return self.resolver.qualify(func, self.scope) in CLOSING
 
     def _expr_children(self, expr: ast.expr, out: list[Event], skip: ast.Call) -> None:
         """Events of the arguments of an acquiring call (its receiver and arguments are borrowed)."""
@@ -500,7 +499,7 @@ class EventBuilder:
                 skip_self = True
         elif callee is not None:
             helper = self.helpers.get(callee)
-        qualified = self.resolver.imports.qualify(func) if self.release_helpers else None
+        qualified = self.resolver.qualify(func, self.scope) if self.release_helpers else None
         if qualified is not None and qualified in self.release_helpers:
             # a release helper declared in the configuration: it releases what it is given
             for arg in args:

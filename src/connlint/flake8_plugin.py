@@ -81,7 +81,8 @@ class Plugin:
         directory = os.path.dirname(os.path.abspath(self.filename or "."))
         config = _pyproject_config(directory)
         catalog = config.catalog()
-        if self.lines and not mentions_catalog("".join(self.lines), catalog):
+        source = "".join(self.lines) if self.lines else None
+        if source is not None and not mentions_catalog(source, catalog):
             return
-        for finding in check_tree(self.tree, self._options(config), catalog):
+        for finding in check_tree(self.tree, self._options(config), catalog, source):
             yield finding.line, finding.col - 1, f"{finding.code} {finding.message}", type(self)

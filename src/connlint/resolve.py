@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from connlint.catalog import Catalog, ResourceApi
 
@@ -56,51 +56,61 @@ def source_text(expr: ast.expr, limit: int = 40) -> str:
 
 
 class ScopeIndex:
-    """One pass over a module: the nodes of each scope (a nested scope's own node belongs to the
-    enclosing scope, its body to itself), plus every import and class definition."""
+    """The nodes of each scope, computed when first asked for (most functions of a module are never
+    looked at), plus the module's own imports and class definitions from a shallow walk that does
+    not enter function bodies."""
 
     def __init__(self, tree: ast.Module) -> None:
-        self.nodes: dict[int, list[ast.AST]] = {id(tree): []}
+        self._nodes: dict[int, list[ast.AST]] = {}
         self.imports: list[ast.Import | ast.ImportFrom] = []
         self.classes: list[ast.ClassDef] = []
-        stack: list[tuple[ast.AST, list[ast.AST]]] = [(tree, self.nodes[id(tree)])]
+        stack: list[ast.AST] = list(reversed(tree.body))
         while stack:
-            node, bucket = stack.pop()
-            for child in ast.iter_child_nodes(node):
-                bucket.append(child)
-                if isinstance(child, _SCOPES):
-                    own: list[ast.AST] = []
-                    self.nodes[id(child)] = own
-                    stack.append((child, own))
-                    if isinstance(child, ast.ClassDef):
-                        self.classes.append(child)
-                else:
-                    if isinstance(child, (ast.Import, ast.ImportFrom)):
-                        self.imports.append(child)
-                    stack.append((child, bucket))
+            node = stack.pop()  # in source order: a later import of a name wins, as when it runs
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                self.imports.append(node)
+            elif isinstance(node, ast.ClassDef):
+                self.classes.append(node)
+                stack.extend(reversed(node.body))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            else:
+                children: list[ast.AST] = []
+                for field_name in ("body", "handlers", "orelse", "finalbody"):
+                    for child in getattr(node, field_name, ()) or ():
+                        if isinstance(child, ast.ExceptHandler):
+                            children.extend(child.body)
+                        elif isinstance(child, ast.stmt):
+                            children.append(child)
+                for case in getattr(node, "cases", ()) or ():
+                    children.extend(case.body)
+                stack.extend(reversed(children))
 
     def of(self, scope: ast.AST) -> list[ast.AST]:
-        found = self.nodes.get(id(scope))
-        return found if found is not None else list(_walk_scope(scope))
+        found = self._nodes.get(id(scope))
+        if found is None:
+            found = self._nodes[id(scope)] = list(_walk_scope(scope))
+        return found
 
 
 class ImportMap:
     """Local name -> fully qualified name, from every import statement in a module."""
 
-    def __init__(self, imports: list[ast.Import | ast.ImportFrom], shadowed: set[str]) -> None:
+    def __init__(self, imports: list[ast.Import | ast.ImportFrom], shadowed: set[str],
+                 known_roots: frozenset[str] = frozenset()) -> None:
         self.names: dict[str, str] = {}
         for node in imports:
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        self.names[alias.asname] = alias.name
-                    else:
-                        root = alias.name.split(".", 1)[0]
-                        self.names[root] = root
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    if alias.name != "*":
-                        self.names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            bound: dict[str, str] = {}
+            add_import(node, bound)
+            for name, target in bound.items():
+                old = self.names.get(name)
+                # "try: import pysqlite3 as sqlite / except ImportError: import sqlite3 as sqlite":
+                # of two imports of one name, keep the one the catalog knows
+                if old is not None and old.split(".", 1)[0] in known_roots and (
+                    target.split(".", 1)[0] not in known_roots
+                ):
+                    continue
+                self.names[name] = target
         for name in shadowed:
             self.names.pop(name, None)
 
@@ -113,6 +123,21 @@ class ImportMap:
         if target is None:
             return None
         return f"{target}.{rest}" if rest else target
+
+
+def add_import(node: ast.Import | ast.ImportFrom, names: dict[str, str]) -> None:
+    """Record the names an import statement binds."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.asname:
+                names[alias.asname] = alias.name
+            else:
+                root = alias.name.split(".", 1)[0]
+                names[root] = root
+    elif node.module and not node.level:
+        for alias in node.names:
+            if alias.name != "*":
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
 
 
 def _annotation_types(annotation: ast.expr | None) -> Iterator[ast.expr]:
@@ -148,11 +173,18 @@ class Scope:
     self_name: Optional[str] = None  # "self" / "cls"
     # names the function binds itself (parameters, assignments): they shadow imports and globals
     local_names: frozenset[str] = frozenset()
+    # imports inside the function body: local name -> qualified name
+    imports: dict[str, str] = field(default_factory=dict)
 
     def shadows(self, expr: ast.expr) -> bool:
         while isinstance(expr, ast.Attribute):
             expr = expr.value
-        return isinstance(expr, ast.Name) and expr.id in self.local_names and expr.id not in self.types
+        return (
+            isinstance(expr, ast.Name)
+            and expr.id in self.local_names
+            and expr.id not in self.types
+            and expr.id not in self.imports
+        )
 
 
 class Resolver:
@@ -165,11 +197,60 @@ class Resolver:
             n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         }
         self.index = ScopeIndex(tree)
-        self.imports = ImportMap(self.index.imports, module_defs)
-        self.factories: dict[str, Factory] = {}  # "func" or "Class.method"
+        self.imports = ImportMap(self.index.imports, module_defs, catalog.root_modules)
+        # same-module factories by key ("func" or "Class.method"); the module checker answers lazily
+        self.factory_lookup: Callable[[str], Optional[Factory]] = lambda key: None
         self.module_types: dict[str, str] = {}
-        self.class_types: dict[str, dict[str, str]] = {}
+        self._class_types: dict[str, dict[str, str]] = {}
+        self._classdefs = {cls.name: cls for cls in self.index.classes}
         self._infer_module()
+
+    def qualify(self, expr: ast.expr, scope: Scope | None = None) -> str | None:
+        """The fully qualified name an expression refers to through imports (function-local first)."""
+        if scope is not None and scope.imports:
+            name = dotted(expr)
+            if name is not None:
+                head, _, rest = name.partition(".")
+                target = scope.imports.get(head)
+                if target is not None:
+                    return f"{target}.{rest}" if rest else target
+        if scope is not None and scope.shadows(expr):
+            return None
+        return self.imports.qualify(expr)
+
+    def class_types(self, cls_name: str) -> dict[str, str]:
+        """Types of ``self.x`` in a class: class-level assignments and ``self.x = ...`` in methods."""
+        found = self._class_types.get(cls_name)
+        if found is not None:
+            return found
+        attrs: dict[str, str] = {}
+        self._class_types[cls_name] = attrs
+        cls = self._classdefs.get(cls_name)
+        if cls is None:
+            return attrs
+        module_scope = Scope(self.module_types)
+        for stmt in cls.body:
+            for target, value in _assignments(stmt):
+                if isinstance(target, ast.Name):
+                    t = self.expr_type(value, module_scope)
+                    if t:
+                        attrs[target.id] = t
+        for method in cls.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or not method.args.args:
+                continue
+            scope = self.function_scope(method, cls.name, with_locals=False)
+            self_name = method.args.args[0].arg
+            for node in self.index.of(method):
+                for target, value in _assignments(node):
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == self_name
+                    ):
+                        t = self.expr_type(value, scope)
+                        if t:
+                            attrs[target.attr] = t
+        return attrs
 
     # ------------------------------------------------------------------ type environment
 
@@ -182,30 +263,6 @@ class Resolver:
                         t = self.expr_type(value, module_scope)
                         if t:
                             self.module_types[target.id] = t
-        for cls in self.index.classes:
-            attrs: dict[str, str] = {}
-            self.class_types[cls.name] = attrs
-            for stmt in cls.body:
-                for target, value in _assignments(stmt):
-                    if isinstance(target, ast.Name):
-                        t = self.expr_type(value, module_scope)
-                        if t:
-                            attrs[target.id] = t
-            for method in cls.body:
-                if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or not method.args.args:
-                    continue
-                scope = self.function_scope(method, cls.name, with_locals=False)
-                self_name = method.args.args[0].arg
-                for node in self.index.of(method):
-                    for target, value in _assignments(node):
-                        if (
-                            isinstance(target, ast.Attribute)
-                            and isinstance(target.value, ast.Name)
-                            and target.value.id == self_name
-                        ):
-                            t = self.expr_type(value, scope)
-                            if t:
-                                attrs[target.attr] = t
 
     def function_scope(self, func: FuncDef | ast.Lambda, cls: str | None, with_locals: bool = True) -> Scope:
         scope = Scope(cls=cls)
@@ -220,7 +277,9 @@ class Resolver:
             bound.add(args.kwarg.arg)
         if not isinstance(func, ast.Lambda):
             for node in self.index.of(func):
-                if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    add_import(node, scope.imports)
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                     bound.add(node.id)
                 elif isinstance(node, ast.ExceptHandler) and node.name:
                     bound.add(node.name)
@@ -229,7 +288,7 @@ class Resolver:
         scope.local_names = frozenset(bound)
         for arg in all_args:
             for ann in _annotation_types(arg.annotation):
-                q = self.imports.qualify(ann)
+                q = self.qualify(ann, scope)
                 if q:
                     t = self.catalog.canonical_type(q)
                     if t in self.catalog.types:
@@ -263,9 +322,9 @@ class Resolver:
                 return self.module_types[expr.id]
         if isinstance(expr, ast.Attribute):
             if scope.cls is not None and isinstance(expr.value, ast.Name) and expr.value.id == scope.self_name:
-                return self.class_types.get(scope.cls, {}).get(expr.attr)
+                return self.class_types(scope.cls).get(expr.attr)
         if isinstance(expr, (ast.Name, ast.Attribute)):
-            q = None if scope.shadows(expr) else self.imports.qualify(expr)
+            q = self.qualify(expr, scope)
             if q is not None:
                 return self.catalog.values.get(q)
             return None
@@ -276,7 +335,7 @@ class Resolver:
             origin = self.acquisition(expr, scope)
             if origin is not None:
                 return origin.api.returns
-            q = None if scope.shadows(expr.func) else self.imports.qualify(expr.func)
+            q = self.qualify(expr.func, scope)
             if q in ("contextlib.closing", "contextlib.aclosing") and expr.args:
                 return self.expr_type(expr.args[0], scope)
             if q is not None and q in self.catalog.constructors:
@@ -288,7 +347,7 @@ class Resolver:
     def acquisition(self, call: ast.Call, scope: Scope) -> Origin | None:
         """The resource a call acquires, or None."""
         func = call.func
-        q = None if scope.shadows(func) else self.imports.qualify(func)
+        q = self.qualify(func, scope)
         if q is not None:
             api = self.catalog.resource_for_call(q)
             if api is not None:
@@ -300,12 +359,12 @@ class Resolver:
                 if api is not None:
                     return Origin(api, f"{source_text(func.value)}.{func.attr}()")
             if scope.cls is not None and isinstance(func.value, ast.Name) and func.value.id == scope.self_name:
-                factory = self.factories.get(f"{scope.cls}.{func.attr}")
+                factory = self.factory_lookup(f"{scope.cls}.{func.attr}")
                 if factory is not None:
                     return Origin(factory.api, f"{source_text(func)}() (line {factory.line}, {factory.via})")
         elif isinstance(func, ast.Name):
-            factory = self.factories.get(func.id)
-            if factory is not None and func.id not in scope.local_names:
+            factory = self.factory_lookup(func.id) if func.id not in scope.local_names else None
+            if factory is not None:
                 return Origin(factory.api, f"{func.id}() (line {factory.line}, {factory.via})")
             t = self.expr_type(func, scope)
             if t is not None:
@@ -320,21 +379,25 @@ class Resolver:
                     return Origin(api, f"{source_text(func)}()")
         return None
 
-    def may_acquire(self, func: ast.AST) -> bool:
-        """Cheap test: does any call in this scope look like it could be a catalog or factory call."""
+    def may_acquire(self, func: ast.AST, local_functions: frozenset[str] = frozenset()) -> bool:
+        """Cheap test: does any call in this scope look like a catalog call (or a call of a local
+        function, which may be a factory)?"""
+        names = self.trigger_names
         for node in self.index.of(func):
             if isinstance(node, ast.Call):
                 f = node.func
                 name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
-                if name is not None and (name in self._method_names or name in self._factory_names()):
+                if name is not None and (name in names or name in local_functions):
                     return True
                 if isinstance(f, ast.Call):
                     return True
         return False
 
     @property
-    def _method_names(self) -> frozenset[str]:
-        cached = getattr(self, "_method_names_cache", None)
+    def trigger_names(self) -> frozenset[str]:
+        """Names a call must use to acquire from the catalog: function and method names, their
+        local aliases, and the names of module-level values that can be called or make factories."""
+        cached = getattr(self, "_trigger_names", None)
         if cached is None:
             names = {name.rpartition(".")[2] for name in self.catalog.resources}
             names |= {method for _, method in self.catalog.methods}
@@ -342,12 +405,10 @@ class Resolver:
             names |= {n for n, t in self.module_types.items() if (t, "__call__") in self.catalog.methods}
             # a function that makes a session factory can call what it made
             names |= {local for local, q in self.imports.names.items() if q in self.catalog.constructors}
+            names |= {name.rpartition(".")[2] for name in self.catalog.constructors}
             cached = frozenset(names)
-            self._method_names_cache = cached
+            self._trigger_names = cached
         return cached
-
-    def _factory_names(self) -> set[str]:
-        return {key.rpartition(".")[2] for key in self.factories}
 
 
 def _is_staticmethod(func: FuncDef | ast.Lambda) -> bool:

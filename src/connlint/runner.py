@@ -51,12 +51,16 @@ def _check_text(path: str, text: str, options: Options, catalog: Catalog, named_
         tree = ast.parse(text, path)
     except SyntaxError as exc:
         return FileResult(path, error=_syntax_error(exc, named_non_python))
-    except RecursionError:
+    except (RecursionError, MemoryError) as exc:
+        # CPython's parser reports a too-deep nesting as RecursionError, or as a MemoryError with no
+        # message when its own stack runs out (10,000 nested 'not's)
+        if isinstance(exc, MemoryError) and str(exc):
+            return FileResult(path, error=f"cannot parse: out of memory: {exc}")
         return FileResult(path, error="cannot parse: the code is nested too deeply for Python's parser")
-    except (ValueError, MemoryError) as exc:
-        return FileResult(path, error=f"cannot parse: {type(exc).__name__}: {exc}")
+    except ValueError as exc:  # NUL bytes on older Pythons; read_source already refuses them
+        return FileResult(path, error=f"cannot parse: {exc}")
     try:
-        findings = check_tree(tree, options, catalog)
+        findings = check_tree(tree, options, catalog, text)
     except RecursionError:
         return FileResult(path, error="cannot analyse: the code is nested too deeply")
     except MemoryError:

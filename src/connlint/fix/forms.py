@@ -117,25 +117,26 @@ def build(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExp
 
 def with_form(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExpression) -> Rewrite:
     """``var = f(...)`` + block + ``var.close()`` -> ``with f(...) as var:`` + block."""
-    return _with(plan, updated, plan.shape.call, asynchronous=False)
+    return _with(plan, updated, realign(plan.shape, "with "), asynchronous=False)
 
 
 def closing_form(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExpression) -> Rewrite:
     """-> ``with closing(f(...)) as var:`` (the driver's ``with`` does not close)."""
-    item = cst.Call(func=closing, args=[cst.Arg(value=plan.shape.call)])
-    return _with(plan, updated, item, asynchronous=False)
+    call = realign(plan.shape, f"with {_code(closing)}(")
+    return _with(plan, updated, cst.Call(func=closing, args=[cst.Arg(value=call)]), asynchronous=False)
 
 
 def async_with_form(plan: Plan, updated: Sequence[cst.BaseStatement], closing: cst.BaseExpression) -> Rewrite:
     """``var = await f(...)`` -> ``async with f(...) as var:`` (an awaitable that is an async CM)."""
-    return _with(plan, updated, plan.shape.call, asynchronous=True)
+    return _with(plan, updated, realign(plan.shape, "async with "), asynchronous=True)
 
 
 def async_with_await_form(plan: Plan, updated: Sequence[cst.BaseStatement],
                           closing: cst.BaseExpression) -> Rewrite:
     """``var = await f(...)`` -> ``async with await f(...) as var:`` (a coroutine whose result is an
     async CM)."""
-    return _with(plan, updated, cst.Await(expression=plan.shape.call), asynchronous=True)
+    call = realign(plan.shape, "async with await ")
+    return _with(plan, updated, cst.Await(expression=call), asynchronous=True)
 
 
 def try_finally_form(plan: Plan, updated: Sequence[cst.BaseStatement],
@@ -161,8 +162,9 @@ def closing_transaction_form(plan: Plan, updated: Sequence[cst.BaseStatement],
     assert isinstance(stmt, cst.With) and shape.with_item is not None
     items = list(stmt.items)
     item = items[shape.with_item]
+    call = realign(shape, " " * shape.call_offset + f"{_code(closing)}(")
     first = item.with_changes(
-        item=cst.Call(func=closing, args=[cst.Arg(value=item.item)]),
+        item=cst.Call(func=closing, args=[cst.Arg(value=call)]),
         comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
     )
     second = cst.WithItem(item=cst.Name(shape.var), comma=item.comma)
@@ -397,6 +399,42 @@ def _longest_blank_run(lines: Sequence[cst.EmptyLine]) -> int:
         run = run + 1 if line.comment is None else 0
         best = max(best, run)
     return best
+
+
+def realign(shape: Shape, prefix: str) -> cst.Call:
+    """The acquiring call, with continuation lines that were aligned to its first line (``f(a,\n  b)``)
+    moved along with it when the text before it on its line becomes ``prefix``."""
+    call = shape.call
+    hanging = isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace)
+    if shape.call_offset < 0 or not call.args or hanging:
+        return call
+    delta = len(prefix) - shape.call_offset
+    threshold = shape.call_offset + len(_code(call.func)) + 1  # the column after "(" (from the statement)
+    if delta == 0 or "\n" in _code(call.func):
+        return call
+    shifted = call.visit(_Shift(threshold, delta))
+    assert isinstance(shifted, cst.Call)
+    return shifted
+
+
+class _Shift(cst.CSTTransformer):
+    def __init__(self, threshold: int, delta: int) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.delta = delta
+
+    def leave_ParenthesizedWhitespace(
+        self, original_node: cst.ParenthesizedWhitespace, updated_node: cst.ParenthesizedWhitespace
+    ) -> cst.ParenthesizedWhitespace:
+        space = updated_node.last_line.value
+        if not updated_node.indent or "\t" in space or len(space) < self.threshold:
+            return updated_node
+        moved = " " * max(0, len(space) + self.delta)
+        return updated_node.with_changes(last_line=cst.SimpleWhitespace(moved))
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
 
 
 # ---------------------------------------------------------------------------------------------- text

@@ -10,12 +10,13 @@ either the block's last statement, a ``finally`` that ends it, or directly befor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, cast
 
 import libcst as cst
 from libcst.metadata import (
+    CodeRange,
     ComprehensionScope,
     MetadataWrapper,
     ParentNodeProvider,
@@ -60,6 +61,13 @@ _STORING = frozenset({
     "addCleanup", "addAsyncCleanup", "addfinalizer", "register", "finalize", "set", "setattr",
 })
 _REGISTERING = frozenset({"closing", "aclosing", "finalize", "register", "callback", "addCleanup"})
+_CONSTRUCTING = frozenset({"__init__", "__new__", "setattr", "__setattr__", "__setitem__"})
+# drivers whose close() raises on a closed connection ("Already closed"), so ``with`` must be the only close
+_CLOSE_RAISES = frozenset({"pymysql", "MySQLdb"})
+_HARMLESS = _VALUE_BUILTINS | {"getattr", "hasattr", "vars", "dir"}
+# session methods after which the object belongs to the session (and is detached when it closes)
+_ATTACHING = frozenset({"add", "add_all", "merge", "refresh", "expire", "delete", "flush",
+                        "enable_relationship_loading"})
 _LENDING_DECORATORS = frozenset({"contextmanager", "asynccontextmanager", "fixture"})
 
 
@@ -93,6 +101,7 @@ class Shape:
     finally_release: cst.SimpleStatementLine | None = None  # a close ending the ``finally`` at ``end``
     fixture_return: bool = False  # CNL007: ``return var`` at ``end`` becomes ``yield var``
     commits_on_every_path: bool = False
+    call_offset: int = -1  # columns from the statement's start to the call's (-1: not on its first line)
     async_function: bool = False
     with_item: int | None = None  # CNL003: the item of the ``with`` at ``index`` that acquires
 
@@ -111,11 +120,13 @@ class Tree:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.wrapper = MetadataWrapper(cst.parse_module(text))
+        # the module is ours alone, so no defensive copy; one batched pass computes all three
+        self.wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        self.positions = self.wrapper.resolve(PositionProvider)
-        self.parents = self.wrapper.resolve(ParentNodeProvider)
-        self.scopes = self.wrapper.resolve(ScopeProvider)
+        metadata = self.wrapper.resolve_many([PositionProvider, ParentNodeProvider, ScopeProvider])
+        self.positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
+        self.parents = cast(Mapping[cst.CSTNode, cst.CSTNode], metadata[ParentNodeProvider])
+        self.scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
         self.lines = _LINE_BREAK.split(text)
         self._functions: dict[int, FuncDef] | None = None
         self._calls: dict[tuple[int, int], list[cst.Call]] | None = None
@@ -456,6 +467,7 @@ class Analyzer:
         scope = self._func_scope(func)
         session = api.kind == "session"
         tainted, derived = self._taint(owner.body[index + 1:], var, session)
+        tainted = {n for n in tainted if n == var or scope.assignments[n]}
         last = index
         for name in sorted(tainted):
             direct, nested = tree.accesses(scope, name)
@@ -496,8 +508,12 @@ class Analyzer:
             finally_release=finally_release, fixture_return=fixture_return,
             commits_on_every_path=self._commits_on_every_path(owner.body[index + 1:end + 1], var, removals,
                                                               finally_release),
-            async_function=func.asynchronous is not None,
+            async_function=func.asynchronous is not None, call_offset=self._offset(line, call),
         )
+
+    def _offset(self, stmt: cst.CSTNode, call: cst.Call) -> int:
+        start, at = self.tree.positions[stmt].start, self.tree.positions[call].start
+        return at.column - start.column if at.line == start.line else -1
 
     def _taint(self, body: Sequence[cst.BaseStatement], var: str,
                session: bool) -> tuple[set[str], list[tuple[str, cst.CSTNode]]]:
@@ -516,6 +532,8 @@ class Analyzer:
                             found.add(name)
                     if isinstance(node, cst.Name) and node.value == var and isinstance(target, cst.Name):
                         copies.append((var, node))
+                if session:
+                    found.update(_attached(stmt, taint))
             if found == tainted:
                 return tainted, copies
             tainted = found
@@ -578,16 +596,24 @@ class Analyzer:
             if method in pool_names and args and _is_name(args[0], var):
                 found.releases.append(node)
                 return
-            if method in _STORING and any(taint.expr(a) for a in args):
+            # storing into the resource itself (session.add(obj)) keeps nothing beyond the block
+            if method in _STORING and not taint.expr(func.value) and any(taint.expr(a) for a in args):
                 found.problems.append((line, f"a value that needs '{var}' open is passed to .{method}()"))
                 return
         name = func.attr.value if isinstance(func, cst.Attribute) else (dotted_name(func) or "")
+        callee = dotted_name(func) or name
         if name in _REGISTERING and any(_is_name(a, var) for a in args):
             found.problems.append((line, f"the close of '{var}' is registered with {name}()"))
-        elif name[:1].isupper() and any(taint.expr(a) for a in args):
-            found.problems.append((line, f"a value that needs '{var}' open is passed to {name}()"))
+        elif (name[:1].isupper() or name in _CONSTRUCTING) and any(taint.expr(a) for a in args):
+            # a constructor (also Base.__init__(self, conn), setattr(obj, n, conn)) keeps its argument
+            found.problems.append((line, f"a value that needs '{var}' open is passed to {callee}()"))
         elif isinstance(func, cst.Name) and func.value in helpers and any(_is_name(a, var) for a in args):
             found.problems.append((line, f"'{func.value}()' closes '{var}' too"))
+        elif _close_raises_twice(api) and any(_is_name(a, var) for a in args) and callee not in _HARMLESS:
+            found.problems.append((
+                line, f"'{var}' is passed to {callee}(), which may close it, and a second close() of "
+                f"{api.api.split('.', 1)[0]} raises",
+            ))
 
     def _release_helpers(self, api: ResourceApi) -> dict[str, FuncDef]:
         """Module-level functions that release one of their parameters (``def close_db(c): c.close()``)."""
@@ -692,6 +718,7 @@ class Analyzer:
             raise NoSafeFix("the 'with' body is on the same line")
         session = api.kind == "session"
         tainted, derived = self._taint(body, var, session)
+        tainted = {n for n in tainted if n == var or scope.assignments[n]}
         for name in sorted(tainted):
             direct, nested = tree.accesses(scope, name)
             if nested:
@@ -718,6 +745,7 @@ class Analyzer:
         return Shape(
             finding=finding, api=api, var=var, func=func, owner=owner, index=index, call=call, awaited=False,
             end=index, with_item=item_index, async_function=func.asynchronous is not None,
+            call_offset=self._offset(stmt, call),
         )
 
 
@@ -726,6 +754,10 @@ class Analyzer:
 
 def _is_name(node: cst.CSTNode | None, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
+
+
+def _close_raises_twice(api: ResourceApi) -> bool:
+    return api.kind != "cursor" and api.api.split(".", 1)[0] in _CLOSE_RAISES
 
 
 def _stores(target: cst.CSTNode) -> bool:
@@ -755,6 +787,20 @@ def _bindings(stmt: cst.CSTNode, taint: Taint) -> Iterator[tuple[cst.CSTNode, bo
             yield node.asname.name, taint.expr(node.item), node.item
         elif isinstance(node, cst.NamedExpr):
             yield node.target, taint.expr(node.value), node.value
+
+
+def _attached(stmt: cst.CSTNode, taint: Taint) -> Iterator[str]:
+    """Names handed to a session's methods (``s.add(obj)``, ``s.merge(obj)``): the objects become part
+    of the session and are detached when it closes."""
+    for node in _walk_local(stmt):
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+            continue
+        if node.func.attr.value not in _ATTACHING or not taint.expr(node.func.value):
+            continue
+        for arg in node.args:
+            value = arg.value
+            items = [e.value for e in value.elements] if isinstance(value, (cst.List, cst.Tuple)) else [value]
+            yield from (item.value for item in items if isinstance(item, cst.Name))
 
 
 def _lends(func: FuncDef, tree: Tree) -> bool:
