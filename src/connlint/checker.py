@@ -82,8 +82,16 @@ class _Func:
     node: FuncDef
     cls: Optional[str]
     key: Optional[str]  # name under which same-module callers find it ("f" or "Class.m")
-    mode: str
+    resolver: Resolver
     graph: Optional[cfg.Graph] = None
+    _mode: Optional[str] = None
+
+    @property
+    def mode(self) -> str:
+        """function | generator | contextmanager | fixture (computed when first needed)."""
+        if self._mode is None:
+            self._mode = _mode(self.node, self.resolver)
+        return self._mode
 
 
 def _decorator_names(func: FuncDef, resolver: Resolver) -> set[str]:
@@ -122,7 +130,7 @@ def _functions(tree: ast.Module, resolver: Resolver) -> list[_Func]:
                 key = None
                 if top:
                     key = f"{cls}.{node.name}" if cls else node.name
-                found.append(_Func(node, cls, key, _mode(node, resolver)))
+                found.append(_Func(node, cls, key, resolver))
                 visit(node.body, None, False)
 
     visit(tree.body, None, True)
@@ -270,7 +278,8 @@ class ModuleChecker:
             return self._factories[key]
         self._factories[key] = None
         f = self.by_key.get(key)
-        if f is None or f.mode != "function" or f.node.name.startswith("__") or not self._is_candidate(f):
+        # cheapest tests first: most local functions acquire nothing and are never walked
+        if f is None or f.node.name.startswith("__") or not self._is_candidate(f) or f.mode != "function":
             return None
         out = self.analysis(f)
         if out is not None:
