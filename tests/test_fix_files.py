@@ -271,7 +271,7 @@ def test_select_and_ignore_limit_what_is_fixed(tmp_path: Path) -> None:
 
 def test_unknown_code_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fix", "--select", "E501", str(tmp_path)]) == 2
-    assert "unknown code" in capsys.readouterr().err
+    assert "unknown rule code" in capsys.readouterr().err
 
 
 def test_fix_text_keeps_text_outside_the_changed_lines_byte_for_byte() -> None:
@@ -280,3 +280,23 @@ def test_fix_text_keeps_text_outside_the_changed_lines_byte_for_byte() -> None:
     result = fix_text(head + LEAKY.split("\n", 1)[1] + tail)
     assert result.changed
     assert result.text.startswith(head) and result.text.endswith(tail)
+
+
+def test_configuration_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.connlint]\nextend-exclude = ["skipped"]\nrelease-helpers = ["app.db.close_quietly"]\n'
+        '[tool.connlint.per-file-ignores]\n"ignored.py" = ["CNL101"]\n'
+    )
+    (tmp_path / "skipped").mkdir()
+    skipped = _write(tmp_path / "skipped", "m.py", LEAKY.encode())
+    ignored = _write(tmp_path, "ignored.py", LEAKY.encode())
+    helper = _write(tmp_path, "helper.py", (
+        "import duckdb\nfrom app.db import close_quietly\n\n\ndef f(p):\n    conn = duckdb.connect(p)\n"
+        "    conn.execute('x')\n    if p:\n        return\n    close_quietly(conn)\n"
+    ).encode())
+    fixed = _write(tmp_path, "fixed.py", LEAKY.encode())
+    main(["fix", str(tmp_path)])
+    assert skipped.read_text() == LEAKY and ignored.read_text() == LEAKY
+    assert "with duckdb" not in helper.read_text()  # the configured helper closes it: no 'with'
+    assert "CNL002 no safe fix: 'close_quietly()' closes 'conn' too at line 10" in capsys.readouterr().out
+    assert fixed.read_text() == FIXED

@@ -16,6 +16,7 @@ from connlint import cfg, rules
 from connlint.catalog import Catalog, ResourceApi, default_catalog
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
+from connlint.project import ModuleSummary, ProjectIndex
 from connlint.resolve import Factory, Resolver, Scope, dotted
 
 FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -58,6 +59,9 @@ class Options:
     # what an unknown call does with a resource passed to it: "borrow" (the caller still owns it)
     # or "hand-off" (the callee may keep it: fewer reports)
     unknown_calls: str = "borrow"
+    # project runs: other modules are parsed for their factories only if their text names something
+    # the catalog can acquire or one of these already known factory/helper names (None: any module)
+    project_exports: Optional[frozenset[str]] = None
 
     def enabled(self, code: str) -> bool:
         return rules.is_enabled(code, self.select, self.ignore)
@@ -174,7 +178,14 @@ class _LazyHelpers:
         self.checker = checker
 
     def get(self, key: str) -> HelperSummary | None:
-        return self.checker.helper_for(key)
+        checker = self.checker
+        if key in checker.by_key or checker.project is None:
+            return checker.helper_for(key)
+        head, _, rest = key.partition(".")
+        target = checker.resolver.imports.names.get(head)
+        if target is None:
+            return None
+        return checker.project.helper(f"{target}.{rest}" if rest else target)
 
 
 class ModuleChecker:
@@ -186,11 +197,17 @@ class ModuleChecker:
     text alone, without walking their trees.
     """
 
-    def __init__(self, tree: ast.Module, catalog: Catalog, options: Options, source: str | None = None) -> None:
+    def __init__(self, tree: ast.Module, catalog: Catalog, options: Options, source: str | None = None, *,
+                 module: str | None = None, is_package: bool = False, project: ProjectIndex | None = None,
+                 path: str | None = None) -> None:
         self.tree = tree
         self.catalog = catalog
         self.options = options
-        self.resolver = Resolver(tree, catalog)
+        self.path = path
+        self.project = project
+        self.resolver = Resolver(tree, catalog, module, is_package)
+        if project is not None:
+            self.resolver.project_lookup = project.origin
         self.lines = source.splitlines() if source is not None else None
         self.release_names = frozenset(
             name for api in set(catalog.resources.values()) for name in api.release
@@ -230,15 +247,83 @@ class ModuleChecker:
         """Can this function acquire? Its text (when known) must name a catalog call or a local
         function; then its calls are looked at; a call of a local function asks if it is a factory."""
         words = self._text_words(f)
-        if words is not None:
-            if not (words & self.resolver.trigger_names) and not any(
-                self.factory_for(key) is not None for key in self._local_keys(f, words)
-            ):
-                return False
+        if words is not None and not (words & self.resolver.trigger_names) and not any(
+            self.factory_for(key) is not None for key in self._local_keys(f, words)
+        ):
+            # nothing from the catalog or this module: only another module's factory can acquire
+            return self._calls_project_factory(words)
         if self.resolver.may_acquire(f.node):
             return True
         names = self._called_local_names(f)
-        return any(self.factory_for(key) is not None for key in self._local_keys(f, names))
+        if any(self.factory_for(key) is not None for key in self._local_keys(f, names)):
+            return True
+        return words is None and self._calls_project_factory(self._call_words(f))
+
+    def _call_words(self, f: _Func) -> frozenset[str]:
+        words: set[str] = set()
+        for node in self.resolver.index.of(f.node):
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                words.add(node.id if isinstance(node, ast.Name) else node.attr)
+        return frozenset(words)
+
+    def _calls_project_factory(self, words: frozenset[str]) -> bool:
+        """Do these words name a factory or resource class of another module of the project?
+        (``get_conn`` imported from it, or ``db.get_conn`` through an imported module)."""
+        if self.project is None:
+            return False
+        for name, target in self.project_imports.items():
+            if name not in words:
+                continue
+            if self.project.origin(target) is not None:
+                return True
+            module = self.project.summary(target)
+            if module is not None and any(module.factory_for(w) is not None for w in words & module.local_functions):
+                return True
+        return False
+
+    @property
+    def project_imports(self) -> dict[str, str]:
+        """Imported names that come from modules of the project (not from the catalog)."""
+        cached = getattr(self, "_project_imports", None)
+        if cached is None:
+            cached = {}
+            if self.project is not None:
+                roots = self.catalog.root_modules
+                for name, target in self.resolver.imports.names.items():
+                    top = target.split(".", 1)[0]
+                    if top not in roots and self.project.find_file(top) is not None:
+                        cached[name] = target
+            self._project_imports = cached
+        return cached
+
+    _HELPER_WORDS = frozenset(STORING_METHODS)
+
+    def summary(self) -> ModuleSummary:
+        """Factories and helpers of this module, for other modules. Only functions whose text can
+        acquire (factories) or can release, store or return something (helpers) are analysed."""
+        factories: dict[str, Factory] = {}
+        helpers: dict[str, HelperSummary] = {}
+        release_words = self.release_names | self.pool_release_names | self._HELPER_WORDS
+        for key, f in list(self.by_key.items()):
+            factory = self.factory_for(key)
+            if factory is not None:
+                factories[key] = factory
+            words = self._text_words(f)
+            if words is None or (words & release_words):
+                helper = self.helper_for(key)
+                if helper is not None:
+                    helpers[key] = helper
+        return ModuleSummary(factories, helpers, dict(self.resolver.imports.names), self.local_functions)
+
+    def release(self) -> None:
+        """Break the reference cycles (resolver <-> checker) so that the module's tree is freed at
+        once instead of waiting for the cycle collector; only summaries already computed remain."""
+        self.resolver.factory_lookup = lambda key: None
+        self.resolver.project_lookup = lambda qualified: None
+        self.helpers = None  # type: ignore[assignment]
+        self._results.clear()
+        self.funcs = []
+        self.by_key = {}
 
     def _local_keys(self, f: _Func, words: frozenset[str] | set[str]) -> list[str]:
         keys = []
@@ -391,10 +476,12 @@ class ModuleChecker:
                     break
         if origin is None:
             return None
-        via = origin.display.split(" (line", 1)[0].rstrip("()")
-        if " (line " in origin.display:
+        via = origin.display.split(" (", 1)[0].rstrip("()")
+        if " (" in origin.display:
             via = origin.display.rsplit(", ", 1)[1].rstrip(")")
-        return Factory(f.key, f.node.lineno, origin.api, via)
+        from connlint.project import relative_display
+
+        return Factory(f.key, f.node.lineno, origin.api, via, relative_display(self.path) if self.path else "")
 
     def _helper_of(self, f: _Func, out: tuple[Analysis, Result, EventBuilder]) -> HelperSummary | None:
         _, result, _ = out
@@ -529,9 +616,34 @@ def _exit_text(node: cfg.Node | None) -> str:
 
 
 def check_tree(tree: ast.Module, options: Options | None = None, catalog: Catalog | None = None,
-               source: str | None = None) -> list[Finding]:
-    """All findings for one parsed module (``source``, its text, only speeds things up)."""
-    return ModuleChecker(tree, catalog or default_catalog(), options or Options(), source).check()
+               source: str | None = None, path: str | None = None) -> list[Finding]:
+    """All findings for one parsed module (``source``, its text, only speeds things up; ``path``
+    lets factories and helpers of the other modules of its project be followed)."""
+    return check_module(tree, options or Options(), catalog or default_catalog(), source, path)[0]
+
+
+def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: str | None = None,
+                 path: str | None = None) -> tuple[list[Finding], frozenset[str]]:
+    """(findings, names of this module's factories and helpers that other modules may call)."""
+    if path is None:
+        checker = ModuleChecker(tree, catalog, options, source)
+        module, root = "", ""
+    else:
+        from connlint.project import module_name, project_for
+
+        module, root, is_package = module_name(path)
+        project = project_for(catalog, options)
+        project.add_root(root)
+        checker = ModuleChecker(tree, catalog, options, source, module=module, is_package=is_package,
+                                project=project, path=path)
+    findings = checker.check()
+    exports: frozenset[str] = frozenset()
+    if path is not None and module:
+        summary = checker.summary()
+        project.remember(module, summary)
+        exports = frozenset(f"{root}|{module}.{key}" for key in (*summary.factories, *summary.helpers))
+    checker.release()
+    return findings, exports
 
 
 def check_source(source: str, options: Options | None = None, catalog: Catalog | None = None,

@@ -110,7 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from connlint.config import ConfigError
-    from connlint.runner import check_paths
 
     try:
         config, options, exclude = settings(args)
@@ -120,7 +119,9 @@ def _check(args: argparse.Namespace) -> int:
     paths = list(discover(args.paths, exclude, force_exclude=args.force_exclude, root=str(config.root)))
     errors = 0
     results: list[FileFindings] = []
-    for result in check_paths(paths, options, args.jobs, config):
+    from connlint.project import check_project
+
+    for result in check_project(paths, options, args.jobs, config):
         if result.error is not None:
             errors += 1
             print(f"{result.path}: error: {result.error}", file=sys.stderr)

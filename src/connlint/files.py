@@ -89,16 +89,18 @@ def read_source(path: str) -> Source:
         raise UnreadableFile("is a directory") from None
     except OSError as exc:
         raise UnreadableFile(_os_error(exc)) from None
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISDIR(mode):
-                raise UnreadableFile("is a directory")
-            if not stat.S_ISREG(mode):
-                raise UnreadableFile(f"not a regular file ({_kind(mode)})")
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UnreadableFile("is a directory")
+        if not stat.S_ISREG(mode):
+            raise UnreadableFile(f"not a regular file ({_kind(mode)})")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read()
-        except OSError as exc:
-            raise UnreadableFile(_os_error(exc)) from None
+    except OSError as exc:
+        raise UnreadableFile(_os_error(exc)) from None
+    finally:
+        os.close(fd)
     return decode_source(data)
 
 

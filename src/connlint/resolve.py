@@ -33,6 +33,7 @@ class Factory:
     line: int
     api: ResourceApi
     via: str  # the underlying acquire API, e.g. "sqlite3.connect"
+    path: str = ""  # the file it is defined in, for messages about other modules
 
 
 def dotted(expr: ast.expr) -> str | None:
@@ -97,11 +98,11 @@ class ImportMap:
     """Local name -> fully qualified name, from every import statement in a module."""
 
     def __init__(self, imports: list[ast.Import | ast.ImportFrom], shadowed: set[str],
-                 known_roots: frozenset[str] = frozenset()) -> None:
+                 known_roots: frozenset[str] = frozenset(), package: str | None = None) -> None:
         self.names: dict[str, str] = {}
         for node in imports:
             bound: dict[str, str] = {}
-            add_import(node, bound)
+            add_import(node, bound, package)
             for name, target in bound.items():
                 old = self.names.get(name)
                 # "try: import pysqlite3 as sqlite / except ImportError: import sqlite3 as sqlite":
@@ -125,8 +126,9 @@ class ImportMap:
         return f"{target}.{rest}" if rest else target
 
 
-def add_import(node: ast.Import | ast.ImportFrom, names: dict[str, str]) -> None:
-    """Record the names an import statement binds."""
+def add_import(node: ast.Import | ast.ImportFrom, names: dict[str, str], package: str | None = None) -> None:
+    """Record the names an import statement binds. ``package`` (the importing module's package)
+    resolves relative imports: ``from . import db`` in ``myapp.service`` binds ``myapp.db``."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.asname:
@@ -134,10 +136,24 @@ def add_import(node: ast.Import | ast.ImportFrom, names: dict[str, str]) -> None
             else:
                 root = alias.name.split(".", 1)[0]
                 names[root] = root
-    elif node.module and not node.level:
-        for alias in node.names:
-            if alias.name != "*":
-                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        return
+    if node.level:
+        if package is None:
+            return
+        parts = package.split(".") if package else []
+        if node.level - 1 > len(parts):
+            return
+        base_parts = parts[: len(parts) - (node.level - 1)]
+        module = ".".join([*base_parts, *([node.module] if node.module else [])])
+        if not module:
+            return
+    else:
+        module = node.module or ""
+        if not module:
+            return
+    for alias in node.names:
+        if alias.name != "*":
+            names[alias.asname or alias.name] = f"{module}.{alias.name}"
 
 
 def _annotation_types(annotation: ast.expr | None) -> Iterator[ast.expr]:
@@ -190,14 +206,19 @@ class Scope:
 class Resolver:
     """Answers type and acquisition questions for one module."""
 
-    def __init__(self, tree: ast.Module, catalog: Catalog) -> None:
+    def __init__(self, tree: ast.Module, catalog: Catalog, module: str | None = None,
+                 is_package: bool = False) -> None:
         self.catalog = catalog
         self.tree = tree
+        self.module = module  # dotted name of this module in its project, when known
+        self.package = (module if is_package else module.rpartition(".")[0]) if module is not None else None
         module_defs = {
             n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         }
         self.index = ScopeIndex(tree)
-        self.imports = ImportMap(self.index.imports, module_defs, catalog.root_modules)
+        self.imports = ImportMap(self.index.imports, module_defs, catalog.root_modules, self.package)
+        # resources made by other modules of the project (factories, resource-owning classes)
+        self.project_lookup: Callable[[str], Optional[Origin]] = lambda qualified: None
         # same-module factories by key ("func" or "Class.method"); the module checker answers lazily
         self.factory_lookup: Callable[[str], Optional[Factory]] = lambda key: None
         self.module_types: dict[str, str] = {}
@@ -278,7 +299,7 @@ class Resolver:
         if not isinstance(func, ast.Lambda):
             for node in self.index.of(func):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    add_import(node, scope.imports)
+                    add_import(node, scope.imports, self.package)
                 elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                     bound.add(node.id)
                 elif isinstance(node, ast.ExceptHandler) and node.name:
@@ -352,6 +373,10 @@ class Resolver:
             api = self.catalog.resource_for_call(q)
             if api is not None:
                 return Origin(api, f"{q}()")
+            found = self.project_lookup(q)
+            if found is not None:
+                local = dotted(func) or q.rpartition(".")[2]
+                return Origin(found.api, f"{local}(){found.display}")
         if isinstance(func, ast.Attribute):
             recv_type = self.expr_type(func.value, scope)
             if recv_type is not None:

@@ -12,9 +12,10 @@ import difflib
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
+from connlint.catalog import Catalog
 from connlint.checker import Finding, Options
 from connlint.files import discover
 from connlint.fix import writer
@@ -35,20 +36,24 @@ class _Totals:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point for the CLI (``args`` as parsed by ``connlint.cli``)."""
-    select = tuple(args.select)
-    if getattr(args, "extend_select", ()):
-        select = (*(select or ("CNL",)), *args.extend_select)
-    unknown = [c for c in (*select, *args.ignore) if not c.startswith("CNL") and not "CNL".startswith(c)]
-    if unknown:
-        print(f"connlint: error: unknown code or prefix: {', '.join(unknown)}", file=sys.stderr)
+    """Entry point for the CLI (``args`` as parsed by ``connlint.cli``, with its selection options)."""
+    from connlint.cli import settings
+    from connlint.config import ConfigError
+
+    try:
+        config, options, exclude = settings(args)
+    except ConfigError as exc:
+        print(f"connlint: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    options = Options(select=select, ignore=tuple(args.ignore))
+    catalog = config.catalog()
     dry = bool(args.diff or args.check)
     report: TextIO = sys.stderr if args.diff else sys.stdout
     totals = _Totals()
-    for path in discover(list(args.paths), tuple(getattr(args, "exclude", ()) or ())):
-        _fix_one(path, options, args, dry, report, totals)
+    paths = discover(list(args.paths), exclude, force_exclude=args.force_exclude, root=str(config.root))
+    for path in paths:
+        ignored = config.ignored_for(path)
+        file_options = replace(options, ignore=(*options.ignore, *ignored)) if ignored else options
+        _fix_one(path, file_options, catalog, args, dry, report, totals)
     _summary(totals, dry, report)
     if totals.errors:
         return EXIT_ERROR
@@ -57,15 +62,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_CHANGES if totals.unfixed else EXIT_CLEAN
 
 
-def _fix_one(path: str, options: Options, args: argparse.Namespace, dry: bool, report: TextIO,
-             totals: _Totals) -> None:
+def _fix_one(path: str, options: Options, catalog: Catalog, args: argparse.Namespace, dry: bool,
+             report: TextIO, totals: _Totals) -> None:
     try:
         source = writer.read(path)
     except writer.WriteRefused as exc:
         totals.errors += 1
         print(f"{path}: error: {exc}", file=report)
         return
-    result = fix_text(source.text, options, unsafe=args.unsafe_fixes, path=path)
+    result = fix_text(source.text, options, unsafe=args.unsafe_fixes, path=path, catalog=catalog)
     if result.error is not None:
         totals.errors += 1
         print(f"{path}: error: {result.error}", file=report)

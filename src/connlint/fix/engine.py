@@ -92,7 +92,9 @@ class _Run:
         findings = self._check(self.source)
         if isinstance(findings, str):
             return FixResult(self.source, self.source, error=findings)
-        self.original = {_key(f, self.source): f for f in findings}
+        self.original: dict[Key, list[Finding]] = {}
+        for finding in findings:
+            self.original.setdefault(_key(finding, self.source), []).append(finding)
         current = self.source
         for _ in range(max_passes):
             candidates = [
@@ -128,7 +130,7 @@ class _Run:
         return list(result.findings)
 
     def _plans(self, tree: Tree, candidates: Sequence[Finding], text: str) -> list[Plan]:
-        analyzer = Analyzer(tree)
+        analyzer = Analyzer(tree, getattr(self.options, "release_helpers", ()))
         plans: list[Plan] = []
         for finding in candidates:
             key = _key(finding, text)
@@ -193,13 +195,23 @@ class _Run:
         closing = self.closing.spelling if self.closing is not None else None
         for plan in plans:
             key = _key(plan.shape.finding, text)
-            finding = self.original.get(key, plan.shape.finding)
+            finding = self._original(plan.shape.finding, text) or plan.shape.finding
             self.fixed.append(Fixed(finding, describe(plan, closing), plan.applicability, plan.form))
             self.refused[key] = ("already fixed once; the fixed code is reported again", False)
 
+    def _original(self, finding: Finding, text: str) -> Finding | None:
+        """The same finding in the text given to ``fix_text`` (a name bound twice shares a key: then
+        the one with the same code, in the same order)."""
+        if text == self.source:
+            return finding
+        candidates = self.original.get(_key(finding, text), [])
+        same_code = [f for f in candidates if f.code == finding.code]
+        chosen = same_code or candidates
+        return chosen[0] if chosen else None
+
     def _unfixed(self, finding: Finding, text: str) -> Unfixed:
         key = _key(finding, text)
-        original = self.original.get(key)
+        original = self._original(finding, text)
         if key in self.refused:
             reason, unsafe_available = self.refused[key]
             return Unfixed(finding, reason, original, unsafe_available)

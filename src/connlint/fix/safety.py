@@ -388,9 +388,13 @@ class _Block:
 class Analyzer:
     """Decides the shape of one finding's fix in one parsed module."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, release_helpers: Sequence[str] = ()) -> None:
         self.tree = tree
+        # configured helpers that release their argument: matched by their last name, to be safe
+        self.configured_helpers = frozenset(name.rpartition(".")[2] for name in release_helpers)
         self._module_release_helpers: dict[str, FuncDef] | None = None
+        self.attached: set[str] = set()
+        self._function: FuncDef | None = None
 
     def shape(self, finding: Finding) -> Shape:
         leak = finding.leak
@@ -405,6 +409,7 @@ class Analyzer:
         if call is None:
             raise NoSafeFix("cannot find the acquiring call in the source")
         var = leak.var
+        self._function = func
         self._check_name(func, var)
         if leak.via_with:
             return self._with_shape(finding, func, call, var)
@@ -477,6 +482,8 @@ class Analyzer:
                 )
             for node in direct:
                 k = tree.statement_index(node, owner)
+                if name in self.attached and self._before(node, line, func, owner):
+                    continue  # used before it was handed to the session
                 if k is None or k <= index:
                     what = f"'{var}'" if name == var else f"'{name}' (from '{var}')"
                     raise NoSafeFix(f"{what} is used outside the would-be block at line {tree.line_of(node)}")
@@ -511,6 +518,32 @@ class Analyzer:
             async_function=func.asynchronous is not None, call_offset=self._offset(line, call),
         )
 
+    def _related(self, attached: set[str]) -> set[str]:
+        """Objects handed to a session, and names computed from them anywhere in the function
+        (``insp = inspect(obj)``): closing the session detaches all of them."""
+        if not attached or self._function is None:
+            return attached
+        related = set(attached)
+        while True:
+            taint = Taint(related, session=True)
+            found = set(related)
+            for target, _, value in _bindings(self._function.body, taint):
+                if taint.mentions(value):
+                    found.update(_target_names(target))
+            if found == related:
+                return related
+            related = found
+
+    def _before(self, node: cst.CSTNode, stmt: cst.CSTNode, func: FuncDef, owner: cst.CSTNode) -> bool:
+        """``node`` runs before ``stmt`` on every path: it comes first and no loop encloses ``stmt``."""
+        current: cst.CSTNode | None = owner
+        while current is not None and current is not func:
+            if isinstance(current, (cst.For, cst.While)):
+                return False
+            current = self.tree.parent(current)
+        at, start = self.tree.positions[node].start, self.tree.positions[stmt].start
+        return (at.line, at.column) < (start.line, start.column)
+
     def _offset(self, stmt: cst.CSTNode, call: cst.Call) -> int:
         start, at = self.tree.positions[stmt].start, self.tree.positions[call].start
         return at.column - start.column if at.line == start.line else -1
@@ -518,24 +551,27 @@ class Analyzer:
     def _taint(self, body: Sequence[cst.BaseStatement], var: str,
                session: bool) -> tuple[set[str], list[tuple[str, cst.CSTNode]]]:
         """Names that may hold the resource or something live obtained from it (to a fixed point), and
-        plain copies ``x = var``."""
+        plain copies ``x = var``. Objects only handed to a session are kept in ``self.attached``."""
         tainted = {var}
         copies: list[tuple[str, cst.CSTNode]] = []
         while True:
             taint = Taint(set(tainted), session)
             found: set[str] = set(tainted)
+            bound: set[str] = {var}
             copies = []
             for stmt in body:
                 for target, live, node in _bindings(stmt, taint):
                     for name in _target_names(target):
                         if live:
                             found.add(name)
+                            bound.add(name)
                     if isinstance(node, cst.Name) and node.value == var and isinstance(target, cst.Name):
                         copies.append((var, node))
                 if session:
                     found.update(_attached(stmt, taint))
             if found == tainted:
-                return tainted, copies
+                self.attached = self._related(tainted - bound)
+                return tainted | self.attached, copies
             tainted = found
 
     def _scan(self, body: Sequence[cst.BaseStatement], var: str, api: ResourceApi, taint: Taint,
@@ -607,8 +643,10 @@ class Analyzer:
         elif (name[:1].isupper() or name in _CONSTRUCTING) and any(taint.expr(a) for a in args):
             # a constructor (also Base.__init__(self, conn), setattr(obj, n, conn)) keeps its argument
             found.problems.append((line, f"a value that needs '{var}' open is passed to {callee}()"))
-        elif isinstance(func, cst.Name) and func.value in helpers and any(_is_name(a, var) for a in args):
-            found.problems.append((line, f"'{func.value}()' closes '{var}' too"))
+        elif (
+            (isinstance(func, cst.Name) and func.value in helpers) or name in self.configured_helpers
+        ) and any(_is_name(a, var) for a in args):
+            found.problems.append((line, f"'{callee}()' closes '{var}' too"))
         elif _close_raises_twice(api) and any(_is_name(a, var) for a in args) and callee not in _HARMLESS:
             found.problems.append((
                 line, f"'{var}' is passed to {callee}(), which may close it, and a second close() of "
