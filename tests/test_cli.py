@@ -115,6 +115,7 @@ def test_json_output_fields(project: Path) -> None:
     assert (item["line"], item["col"], item["end_line"], item["end_col"]) == (5, 12, 5, 33)  # end column is exclusive, as in SARIF
     assert item["code"] == "CNL002" and item["name"] == "resource-not-closed-on-path"
     assert "line 7" in item["message"]
+    assert item["fix_available"] is True and item["fix_applicability"] == "safe"
 
 
 def test_clean_exit_0_and_empty_json(project: Path) -> None:
@@ -195,7 +196,9 @@ def test_exclude_globs(project: Path) -> None:
 def test_rules_listing() -> None:
     proc = run("rules", cwd=Path.cwd())
     assert proc.returncode == 0
-    assert "CNL002  resource-not-closed-on-path" in proc.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[1:]}
+    assert rows["CNL002"] == ["resource-not-closed-on-path", "safe", "on"]
+    assert rows["CNL007"][1] == "unsafe"
     assert "CNL901" in proc.stdout and "off (opt-in)" in proc.stdout
 
 

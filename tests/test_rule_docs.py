@@ -104,3 +104,10 @@ def test_connlint_rule_prints_the_page() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.rstrip("\n") == (PAGES / "CNL002.md").read_text(encoding="utf-8").rstrip("\n")
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_fix_safety_section_is_the_fixers_own_statement(code: str) -> None:
+    from connlint.fix import fix_safety
+
+    assert fix_safety(code) in sections(code)["Fix safety"]

@@ -160,9 +160,16 @@ def _render(args: argparse.Namespace, results: list[FileFindings]) -> str:
 
 
 def _list_rules() -> int:
+    from connlint.fix import FIX_SAFETY, FIXABLE_CODES
+
+    print(f"{'code':<7} {'name':<38} {'fix':<8} default")
     for rule in rules.RULES:
         state = "on" if rule.default else "off (opt-in)"
-        print(f"{rule.code}  {rule.name:<38} default {state}")
+        if rule.code not in FIXABLE_CODES:
+            fix = "-"
+        else:
+            fix = "unsafe" if FIX_SAFETY.get(rule.code, "").startswith("The fix is unsafe") else "safe"
+        print(f"{rule.code:<7} {rule.name:<38} {fix:<8} {state}")
     return EXIT_CLEAN
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from connlint.fix import fix_applicability
 from connlint.report import FileFindings
 
 
@@ -19,6 +20,10 @@ def render(results: Iterable[FileFindings]) -> str:
             "code": f.code,
             "name": f.name,
             "message": f.message,
+            # a fix form exists for this rule and API ("safe", "unsafe" under --unsafe-fixes); whether
+            # the surrounding code has a provably safe shape is decided by 'connlint fix'
+            "fix_available": fix_applicability(f) is not None,
+            "fix_applicability": fix_applicability(f),
         }
         for r in results
         for f in r.findings
