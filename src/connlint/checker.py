@@ -641,7 +641,13 @@ def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: s
     if path is not None and module:
         summary = checker.summary()
         project.remember(module, summary)
-        exports = frozenset(f"{root}|{module}.{key}" for key in (*summary.factories, *summary.helpers))
+        # what makes other files worth a new round: factories and releasing helpers (a helper that
+        # only keeps its argument can only remove findings, and names like add/append are everywhere)
+        releasing = [k for k, h in summary.helpers.items() if "release" in h.effects.values()]
+        exports = frozenset(
+            f"{root}|{module}.{key}" for key in (*summary.factories, *releasing)
+            if not key.rpartition(".")[2].startswith("__")
+        )
     checker.release()
     return findings, exports
 

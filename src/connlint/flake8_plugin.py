@@ -10,6 +10,7 @@ astroid) is imported here.
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,28 @@ def _pyproject_config(directory: str) -> Config:
         # flake8 has no way to report a plugin configuration error per run; fall back to defaults
         # rather than failing every file ('connlint check' reports the error itself)
         return Config()
+
+
+def _imports_project_modules(tree: ast.Module, path: str) -> bool:
+    """Does the file import another module of its own project (where a factory may live)?"""
+    from connlint.project import module_name
+
+    root = module_name(path)[1]
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                return True
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".", 1)[0]
+            if top and (os.path.isfile(os.path.join(root, top + ".py"))
+                        or os.path.isfile(os.path.join(root, top, "__init__.py"))):
+                return True
+    return False
 
 
 class Plugin:
@@ -74,15 +97,16 @@ class Plugin:
         )
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
-        import os
-
         if not isinstance(self.tree, ast.Module):
             return
         directory = os.path.dirname(os.path.abspath(self.filename or "."))
         config = _pyproject_config(directory)
         catalog = config.catalog()
         source = "".join(self.lines) if self.lines else None
-        if source is not None and not mentions_catalog(source, catalog):
+        path = os.path.abspath(self.filename) if self.filename and self.filename != "stdin" else None
+        if source is not None and not mentions_catalog(source, catalog) and not (
+            path is not None and _imports_project_modules(self.tree, path)
+        ):
             return
-        for finding in check_tree(self.tree, self._options(config), catalog, source):
+        for finding in check_tree(self.tree, self._options(config), catalog, source, path):
             yield finding.line, finding.col - 1, f"{finding.code} {finding.message}", type(self)

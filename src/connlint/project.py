@@ -206,8 +206,8 @@ def relative_display(path: str) -> str:
 
 def check_project(paths: list[str], options: "Options", jobs: int, config: object | None) -> list:
     """Check files as one project: first the files that name something the catalog can acquire,
-    then, round by round, the files that name a factory or helper found so far (a wrapper module
-    that never names a driver still hands out its connections)."""
+    then, round by round, the files that name a factory or helper found in the previous round (a
+    wrapper module that never names a driver still hands out its connections)."""
     import re
     from dataclasses import replace
 
@@ -231,8 +231,10 @@ def check_project(paths: list[str], options: "Options", jobs: int, config: objec
             wanted.setdefault(root, []).append((qualified.rpartition(".")[2], qualified.split(".", 1)[0]))
         pending = []
         for r in results:
-            if not r.prefiltered:
+            if r.error is not None:
                 continue
+            # files skipped so far, and files checked before these names were known (a cycle of
+            # imports: a.py calls b.connect_b(), which wraps a.connect_a())
             root = module_name(r.path)[1]
             if root not in wanted:
                 continue

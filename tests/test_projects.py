@@ -1,0 +1,54 @@
+"""Multi-module projects: factories, helpers and re-exports across modules, relative imports and
+import cycles. Marks as in tests/fixtures/cases; the CLI and flake8 must report the same findings."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECTS = Path(__file__).parent / "fixtures" / "projects"
+MARK = re.compile(r"#\s*error:\s*(?P<codes>CNL\d{3}(?:\s*,\s*CNL\d{3})*)")
+
+
+def marks(project: Path) -> set[tuple[str, int, str]]:
+    found = set()
+    for path in sorted(project.rglob("*.py")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            m = MARK.search(line)
+            if m:
+                for code in m.group("codes").split(","):
+                    found.add((str(path.relative_to(project)), lineno, code.strip()))
+    return found
+
+
+@pytest.mark.parametrize("project", sorted(p for p in PROJECTS.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_cli_reports_exactly_the_marks(project: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "connlint", "check", "--format", "json", "."], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    got = {(str(Path(i["path"])), i["line"], i["code"]) for i in json.loads(proc.stdout)}
+    assert got == marks(project)
+
+
+@pytest.mark.parametrize("project", sorted(p for p in PROJECTS.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_flake8_agrees_with_the_cli(project: Path) -> None:
+    flake8 = subprocess.run([sys.executable, "-m", "flake8", "--isolated", "--select", "CNL", "."], cwd=project,
+                            capture_output=True, text=True, timeout=120)
+    cli = subprocess.run([sys.executable, "-m", "connlint", "check", "--format", "concise", "."], cwd=project,
+                         capture_output=True, text=True, timeout=120)
+    assert flake8.returncode in (0, 1), flake8.stderr
+    assert sorted(flake8.stdout.splitlines()) == sorted(cli.stdout.splitlines())
+
+
+def test_messages_name_the_chain() -> None:
+    proc = subprocess.run([sys.executable, "-m", "connlint", "check", "--format", "concise", "."],
+                          cwd=PROJECTS / "factory_chain", capture_output=True, text=True, timeout=120)
+    assert (
+        "shop/service.py:8:12: CNL001 connection 'conn' from open_repo_conn() (shop/repo.py:4, "
+        "sqlite3.connect) is never closed"
+    ) in proc.stdout
