@@ -16,6 +16,7 @@ from connlint import cfg, rules
 from connlint.catalog import Catalog, ResourceApi, default_catalog
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
+from connlint.classes import ClassOwnership, class_ownership
 from connlint.project import ModuleSummary, ProjectIndex
 from connlint.resolve import Factory, Resolver, Scope, dotted
 
@@ -222,10 +223,12 @@ class ModuleChecker:
         self.helpers = _LazyHelpers(self)
         self.funcs = _functions(tree, self.resolver)
         self.by_key = {f.key: f for f in self.funcs if f.key is not None}
-        self.local_functions = frozenset(key.rpartition(".")[2] for key in self.by_key)
+        self.local_functions = frozenset(key.rpartition(".")[2] for key in self.by_key) | frozenset(
+            self.resolver._classdefs)
         self._results: dict[int, tuple[Analysis, Result, EventBuilder] | None] = {}
         self._skipped: dict[int, tuple[_Func, str]] = {}
         self._factories: dict[str, Factory | None] = {}
+        self._ownership: dict[str, ClassOwnership | None] = {}
         self._helper_summaries: dict[str, HelperSummary | None] = {}
         self._words: dict[int, frozenset[str]] = {}
         self.resolver.factory_lookup = self.factory_for
@@ -296,7 +299,11 @@ class ModuleChecker:
             self._project_imports = cached
         return cached
 
-    _HELPER_WORDS = frozenset(STORING_METHODS)
+    # words that make a function worth summarising as a helper for other modules: releases, and the
+    # container/cleanup methods that keep an argument (not set/add/update: too common to pay for)
+    _HELPER_WORDS = frozenset({"append", "appendleft", "extend", "insert", "put", "put_nowait",
+                               "enter_context", "enter_async_context", "callback", "addCleanup",
+                               "addfinalizer", "closing"})
 
     def summary(self) -> ModuleSummary:
         """Factories and helpers of this module, for other modules. Only functions whose text can
@@ -313,6 +320,10 @@ class ModuleChecker:
                 helper = self.helper_for(key)
                 if helper is not None:
                     helpers[key] = helper
+        for cls_name in self.resolver._classdefs:
+            factory = self.factory_for(cls_name)
+            if factory is not None:
+                factories[cls_name] = factory
         return ModuleSummary(factories, helpers, dict(self.resolver.imports.names), self.local_functions)
 
     def release(self) -> None:
@@ -328,7 +339,7 @@ class ModuleChecker:
     def _local_keys(self, f: _Func, words: frozenset[str] | set[str]) -> list[str]:
         keys = []
         for word in words & self.local_functions:
-            if word in self.by_key:
+            if word in self.by_key or word in self.resolver._classdefs:
                 keys.append(word)
             if f.cls is not None and f"{f.cls}.{word}" in self.by_key:
                 keys.append(f"{f.cls}.{word}")
@@ -358,10 +369,47 @@ class ModuleChecker:
         self._results[id(f)] = out
         return out
 
+    def ownership(self, cls_name: str) -> ClassOwnership | None:
+        if cls_name in self._ownership:
+            return self._ownership[cls_name]
+        self._ownership[cls_name] = None
+        cls = self.resolver._classdefs.get(cls_name)
+        if cls is None:
+            return None
+        if self.lines is not None:
+            # it must store on self something a call that can acquire returns: "self.x = ...connect(...)"
+            triggers = self.resolver.trigger_names | self.local_functions
+            if not any(
+                "=" in line and "self." in line and not triggers.isdisjoint(_WORD.findall(line.split("=", 1)[1]))
+                for line in self.lines[cls.lineno - 1:cls.end_lineno or cls.lineno]
+            ):
+                return None
+        info = class_ownership(cls, self.resolver, self.release_names, self.pool_release_names, self.lines)
+        self._ownership[cls_name] = info
+        return info
+
+    def _class_factory(self, cls_name: str) -> Factory | None:
+        info = self.ownership(cls_name)
+        if info is None or not info.owned:
+            return None
+        qualified = f"{self.resolver.module}.{cls_name}" if self.resolver.module else cls_name
+        api = info.resource_api(qualified)
+        if api is None:
+            return None
+        first = next(iter(info.owned.values()))
+        from connlint.project import relative_display
+
+        via = first.origin.display.split(" (", 1)[0].rstrip("()")
+        return Factory(cls_name, info_line(self.resolver, cls_name), api, via,
+                       relative_display(self.path) if self.path else "")
+
     def factory_for(self, key: str) -> Factory | None:
         if key in self._factories:
             return self._factories[key]
         self._factories[key] = None
+        if key in self.resolver._classdefs and key not in self.by_key:
+            self._factories[key] = self._class_factory(key)
+            return self._factories[key]
         f = self.by_key.get(key)
         # cheapest tests first: most local functions acquire nothing and are never walked
         if f is None or f.node.name.startswith("__") or not self._is_candidate(f) or f.mode != "function":
@@ -453,6 +501,8 @@ class ModuleChecker:
             out = self.analysis(f)
             if out is not None:
                 findings.extend(self._findings(f, *out))
+        if self.options.enabled("CNL008"):
+            findings.extend(self._class_findings())
         if self.options.enabled("CNL900"):
             for f, reason in self._skipped.values():
                 node = f.node
@@ -464,6 +514,22 @@ class ModuleChecker:
         if self.options.enabled("CNL901"):
             findings.extend(self._module_level())
         return sorted(set(findings))
+
+    def _class_findings(self) -> Iterator[Finding]:
+        for cls_name, cls in self.resolver._classdefs.items():
+            info = self.ownership(cls_name)
+            if info is None or info.has_bases:
+                continue  # a base class of another module may release it
+            for owned in info.unreleased:
+                call = owned.call
+                name = f"{owned.origin.api.kind} from {owned.origin.display}"
+                yield Finding(
+                    call.lineno, call.col_offset + 1, "CNL008",
+                    f"class '{cls_name}' keeps {name} in self.{owned.attr} (set in {owned.method}()) but no "
+                    f"method closes it; it stays open until garbage collection",
+                    call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
+                    Leak(owned.origin.api, None, False, 0),
+                )
 
     def _factory_of(self, f: _Func, out: tuple[Analysis, Result, EventBuilder]) -> Factory | None:
         _, result, builder = out
@@ -585,6 +651,11 @@ class ModuleChecker:
                     call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
                     Leak(site.api, site.var, site.via_with, 0),
                 )
+
+
+def info_line(resolver: Resolver, cls_name: str) -> int:
+    cls = resolver._classdefs.get(cls_name)
+    return cls.lineno if cls is not None else 0
 
 
 def _describe(site: Site) -> str:

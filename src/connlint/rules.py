@@ -52,6 +52,11 @@ RULES: tuple[Rule, ...] = (
         "A pytest fixture returns an open resource; pytest never closes it.",
     ),
     Rule(
+        "CNL008",
+        "class-never-releases-resource",
+        "A class stores a resource it acquired on self, but no method releases it.",
+    ),
+    Rule(
         "CNL101",
         "resource-not-closed-on-exception",
         "A resource is closed on every normal path but not when a statement between acquisition "
