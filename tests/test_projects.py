@@ -52,3 +52,27 @@ def test_messages_name_the_chain() -> None:
         "shop/service.py:8:12: CNL001 connection 'conn' from open_repo_conn() (shop/repo.py:4, "
         "sqlite3.connect) is never closed"
     ) in proc.stdout
+
+
+@pytest.mark.parametrize("project", sorted(p for p in PROJECTS.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_pylint_agrees_with_the_cli(project: Path) -> None:
+    packages = sorted(p.name for p in project.iterdir() if (p / "__init__.py").is_file())
+    pylint = subprocess.run(
+        [sys.executable, "-m", "pylint", "--load-plugins=connlint.pylint_plugin", "--disable=all",
+         "--enable=connlint", "--output-format=parseable", "--score=n", *packages],
+        cwd=project, capture_output=True, text=True, timeout=300,
+    )
+    assert "Traceback" not in pylint.stdout + pylint.stderr
+    got = set()
+    for line in pylint.stdout.splitlines():
+        m = re.match(r"(?P<path>[^:]+):(?P<line>\d+): \[W84\d\d\(.*?\), .*?\] (?P<code>CNL\d{3}) ", line)
+        if m:
+            got.add((str(Path(m["path"])), int(m["line"]), m["code"]))
+    assert got == marks(project), pylint.stdout
+
+
+def test_pylint_symbols_are_the_rule_names() -> None:
+    from connlint.pylint_plugin import MSGS
+    from connlint.rules import RULES
+
+    assert sorted(v[1] for v in MSGS.values()) == sorted(r.name for r in RULES)
