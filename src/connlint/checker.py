@@ -503,6 +503,10 @@ class ModuleChecker:
                 findings.extend(self._findings(f, *out))
         if self.options.enabled("CNL008"):
             findings.extend(self._class_findings())
+        if self.options.enabled("CNL009") and self.lines is not None and any(
+            q.split(".", 1)[0] == "flask" for q in self.resolver.imports.names.values()
+        ):
+            findings.extend(self._flask_findings())
         if self.options.enabled("CNL900"):
             for f, reason in self._skipped.values():
                 node = f.node
@@ -514,6 +518,27 @@ class ModuleChecker:
         if self.options.enabled("CNL901"):
             findings.extend(self._module_level())
         return sorted(set(findings))
+
+    def _flask_findings(self) -> Iterator[Finding]:
+        from connlint.frameworks import g_stores, torn_down
+
+        text = "\n".join(self.lines or ())
+        root = None
+        if self.path is not None:
+            from connlint.project import module_name
+
+            root = module_name(self.path)[1]
+        for store in g_stores(self.tree, self.resolver):
+            if torn_down(store.attr, text, root):
+                continue
+            call = store.call
+            yield Finding(
+                call.lineno, call.col_offset + 1, "CNL009",
+                f"{store.origin.api.kind} from {store.origin.display} is stored on flask.g.{store.attr} but no "
+                f"teardown_appcontext/teardown_request handler closes it",
+                call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
+                Leak(store.origin.api, None, False, 0),
+            )
 
     def _class_findings(self) -> Iterator[Finding]:
         for cls_name, cls in self.resolver._classdefs.items():

@@ -57,6 +57,11 @@ RULES: tuple[Rule, ...] = (
         "A class stores a resource it acquired on self, but no method releases it.",
     ),
     Rule(
+        "CNL009",
+        "flask-g-not-torn-down",
+        "A resource stored on flask.g is not closed by any teardown_appcontext/teardown_request handler.",
+    ),
+    Rule(
         "CNL101",
         "resource-not-closed-on-exception",
         "A resource is closed on every normal path but not when a statement between acquisition "
