@@ -361,7 +361,7 @@ class _Builder:
 
     def stmt_Match(self, stmt: ast.AST, current: Node) -> Node | None:
         subject = self.simple(stmt, current, MATCH)
-        after = self.new(JOIN, line=stmt.lineno)
+        after = self.new(JOIN, line=stmt.lineno)  # type: ignore[attr-defined]
         irrefutable = False
         for case in stmt.cases:  # type: ignore[attr-defined]
             c = self.new(CASE, case, case.pattern.lineno)

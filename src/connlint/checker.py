@@ -14,9 +14,9 @@ from typing import Optional, Union
 
 from connlint import cfg, rules
 from connlint.catalog import Catalog, ResourceApi, default_catalog
+from connlint.classes import ClassOwnership, class_ownership
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
-from connlint.classes import ClassOwnership, class_ownership
 from connlint.project import ModuleSummary, ProjectIndex
 from connlint.resolve import Factory, Resolver, Scope, dotted
 
@@ -132,6 +132,7 @@ def _functions(tree: ast.Module, resolver: Resolver) -> list[_Func]:
                 if isinstance(node, ast.ClassDef):
                     visit(node.body, node.name, top)
                     continue
+                assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
                 key = None
                 if top:
                     key = f"{cls}.{node.name}" if cls else node.name
@@ -447,14 +448,21 @@ class ModuleChecker:
                     and f.attr in self.release_names
                 ):
                     return True
-                if isinstance(f, ast.Attribute) and f.attr in (self.pool_release_names | STORING_METHODS):
-                    if any(isinstance(a, ast.Name) and a.id in params for a in node.args):
-                        return True
+                if (
+                    isinstance(f, ast.Attribute)
+                    and f.attr in (self.pool_release_names | STORING_METHODS)
+                    and any(isinstance(a, ast.Name) and a.id in params for a in node.args)
+                ):
+                    return True
             elif isinstance(node, ast.Return) and isinstance(node.value, ast.Name) and node.value.id in params:
                 return True  # returns its argument: the caller's resource lives on in the result
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in params:
-                if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets):
-                    return True
+            elif (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in params
+                and any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets)
+            ):
+                return True
         return False
 
     def _released_names(self, func: FuncDef) -> frozenset[str]:
@@ -541,7 +549,7 @@ class ModuleChecker:
             )
 
     def _class_findings(self) -> Iterator[Finding]:
-        for cls_name, cls in self.resolver._classdefs.items():
+        for cls_name in self.resolver._classdefs:
             info = self.ownership(cls_name)
             if info is None or info.has_bases:
                 continue  # a base class of another module may release it
@@ -616,7 +624,10 @@ class ModuleChecker:
         what = _describe(site)
         sid = site.id
         if sid in obs.fixture_returned:
-            return "CNL007", f"pytest fixture '{f.node.name}' returns {what}; pytest never closes it (yield it and close after the yield)"
+            return "CNL007", (
+                f"pytest fixture '{f.node.name}' returns {what}; pytest never closes it "
+                f"(yield it and close after the yield)"
+            )
         if sid in obs.overwritten:
             line, how = obs.overwritten[sid]
             if how == "deleted":

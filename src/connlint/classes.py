@@ -94,15 +94,14 @@ def class_ownership(cls: ast.ClassDef, resolver: Resolver, release_names: frozen
             if not (words & interesting):
                 continue
         scope_cache: list[Scope] = []
-
-        def scope() -> Scope:
-            if not scope_cache:
-                scope_cache.append(resolver.function_scope(method, cls.name))
-            return scope_cache[0]
-
         aliases: dict[str, str] = {}  # local name -> attribute it holds (conn = self.conn)
 
-        def attr_of(expr: ast.expr) -> str | None:
+        def scope(cache: list[Scope] = scope_cache, method: ast.AST = method) -> Scope:
+            if not cache:
+                cache.append(resolver.function_scope(method, cls.name))  # type: ignore[arg-type]
+            return cache[0]
+
+        def attr_of(expr: ast.expr, self_name: str = self_name, aliases: dict[str, str] = aliases) -> str | None:
             if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == self_name:
                 return expr.attr
             if isinstance(expr, ast.Name):
@@ -162,7 +161,7 @@ def class_ownership(cls: ast.ClassDef, resolver: Resolver, release_names: frozen
     changed = True
     while changed:
         changed = False
-        for attr, methods in info.released_by.items():
+        for methods in info.released_by.values():
             for caller, callees in calls.items():
                 if caller not in methods and callees & methods:
                     methods.add(caller)

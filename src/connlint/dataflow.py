@@ -132,7 +132,8 @@ class Analysis:
         for ev in self.events[node.id]:
             op = ev.op
             if op == ACQ:
-                site = int(ev.arg)  # type: ignore[arg-type]
+                assert isinstance(ev.arg, int)
+                site = ev.arg
                 s = self.sites[site]
                 parents = pts.get(s.receiver, frozenset()) - {site} if s.receiver is not None else frozenset()
                 for parent in parents:
@@ -151,9 +152,9 @@ class Analysis:
                 opened[site] = NORMAL
             elif op == BIND:
                 assert ev.var is not None
-                sources = ev.arg or ()
+                sources: tuple[str, ...] = ev.arg or ()  # type: ignore[assignment]
                 new: frozenset[int] = frozenset()
-                for source in sources:  # type: ignore[union-attr]
+                for source in sources:
                     new = new | pts.get(source, frozenset())
                 lost = pts.get(ev.var, frozenset()) - new
                 if lost:
@@ -169,7 +170,8 @@ class Analysis:
                 self._lose(pts, opened, ev.var, obs, ev.line or node.line, "deleted")
             elif op in (METHOD, POOL, RELEASE, ESCAPE, CM_EXIT, FIXTURE_RETURN):
                 if ev.var is None:
-                    targets: Iterable[int] = (int(ev.arg),)  # type: ignore[arg-type]
+                    assert isinstance(ev.arg, int)
+                    targets: Iterable[int] = (ev.arg,)
                 else:
                     targets = pts.get(ev.var, ())
                 for site in list(targets):
@@ -322,7 +324,7 @@ class Analysis:
         if not candidates:
             return None, False
         if exceptional:
-            line, node, at_yield = min(candidates, key=lambda c: (c[0], c[1].id))
+            _, node, at_yield = min(candidates, key=lambda c: (c[0], c[1].id))
             return node, at_yield
         best = min(candidates, key=lambda c: (c[0], c[1].line))
         return best[1], False

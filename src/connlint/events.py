@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Protocol
 
 from connlint import cfg
 from connlint.catalog import ResourceApi
@@ -92,6 +92,12 @@ class HelperSummary:
                 yield kw.value, self.effects.get(kw.arg, "borrow")
 
 
+class HelperLookup(Protocol):
+    """Where the builder finds what a called function does with its arguments."""
+
+    def get(self, key: str) -> HelperSummary | None: ...
+
+
 class EventBuilder:
     """Builds events for the nodes of one function's graph."""
 
@@ -101,7 +107,7 @@ class EventBuilder:
         scope: Scope,
         *,
         mode: str = "function",  # function | generator | contextmanager | fixture | module
-        helpers: dict[str, HelperSummary] | None = None,
+        helpers: HelperLookup | None = None,
         release_names: frozenset[str] = frozenset(),
         declared_outside: frozenset[str] = frozenset(),
         release_helpers: frozenset[str] = frozenset(),

@@ -31,8 +31,8 @@ def excluded(path: str, patterns: tuple[str, ...], root: str | None = None) -> b
         if fnmatch.fnmatch(name, pat_stripped) or fnmatch.fnmatch(path, pat_stripped):
             return True
         if relative is not None and (fnmatch.fnmatch(relative, pat_stripped)
-                                     or relative.startswith(pat_stripped.rstrip("*") + os.sep)
-                                     and not any(c in pat_stripped for c in "*?[")):
+                                     or (relative.startswith(pat_stripped.rstrip("*") + os.sep)
+                                     and not any(c in pat_stripped for c in "*?["))):
             return True
         if fnmatch.fnmatch(absolute, os.path.abspath(pat_stripped)):
             return True

@@ -13,7 +13,7 @@ import ast
 import os
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from connlint import __version__
 from connlint.checker import Options, check_tree, mentions_catalog
@@ -59,7 +59,7 @@ def _imports_project_modules(tree: ast.Module, path: str) -> bool:
 class Plugin:
     name = "connlint"
     version = __version__
-    _flake8_settings: dict[str, Any] = {}
+    _flake8_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, tree: ast.AST, filename: str = "", lines: list[str] | None = None) -> None:
         self.tree = tree

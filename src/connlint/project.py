@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from connlint.checker import Options
     from connlint.events import HelperSummary
     from connlint.resolve import Factory
+    from connlint.runner import FileResult
 
 
 def module_name(path: str) -> tuple[str, str, bool]:
@@ -49,15 +50,15 @@ def module_name(path: str) -> tuple[str, str, bool]:
 class ModuleSummary:
     """What other modules need from one module: its factories, helpers and imports (re-exports)."""
 
-    factories: dict[str, "Factory"]
-    helpers: dict[str, "HelperSummary"]
+    factories: dict[str, Factory]
+    helpers: dict[str, HelperSummary]
     imports: dict[str, str]
     local_functions: frozenset[str]
 
-    def factory_for(self, key: str) -> "Factory | None":
+    def factory_for(self, key: str) -> Factory | None:
         return self.factories.get(key)
 
-    def helper_for(self, key: str) -> "HelperSummary | None":
+    def helper_for(self, key: str) -> HelperSummary | None:
         return self.helpers.get(key)
 
 
@@ -66,7 +67,7 @@ class ProjectIndex:
 
     MAX_DEPTH = 8  # re-export chains longer than this are not followed
 
-    def __init__(self, catalog: Catalog, options: "Options", roots: set[str] | None = None) -> None:
+    def __init__(self, catalog: Catalog, options: Options, roots: set[str] | None = None) -> None:
         self.catalog = catalog
         self.options = options
         self.roots: set[str] = set(roots or ())
@@ -178,16 +179,16 @@ class ProjectIndex:
         where = factory.path or qualified.rpartition(".")[0]
         return Origin(factory.api, f" ({where}:{factory.line}, {factory.via})")
 
-    def helper(self, qualified: str) -> "HelperSummary | None":
+    def helper(self, qualified: str) -> HelperSummary | None:
         found = self._lookup(qualified, "helper")
         return found  # type: ignore[return-value]
 
 
 
-_PROJECTS: dict[tuple[int, "Options"], ProjectIndex] = {}
+_PROJECTS: dict[tuple[int, Options], ProjectIndex] = {}
 
 
-def project_for(catalog: Catalog, options: "Options") -> ProjectIndex:
+def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     """This process's project index for a catalog and options (modules parsed once per process)."""
     key = (id(catalog), options)
     found = _PROJECTS.get(key)
@@ -204,7 +205,7 @@ def relative_display(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def check_project(paths: list[str], options: "Options", jobs: int, config: object | None) -> list:
+def check_project(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
     """Check files as one project: first the files that name something the catalog can acquire,
     then, round by round, the files that name a factory or helper found in the previous round (a
     wrapper module that never names a driver still hands out its connections)."""

@@ -319,15 +319,15 @@ class Resolver:
                 for node in self.index.of(func):
                     for target, value in _assignments(node):
                         if isinstance(target, ast.Name):
-                            t = self.expr_type(value, scope)
-                            if t:
-                                scope.types[target.id] = t
+                            found = self.expr_type(value, scope)
+                            if found:
+                                scope.types[target.id] = found
                     if isinstance(node, (ast.With, ast.AsyncWith)):
                         for item in node.items:
                             if isinstance(item.optional_vars, ast.Name):
-                                t = self.expr_type(item.context_expr, scope)
-                                if t:
-                                    scope.types[item.optional_vars.id] = t
+                                found = self.expr_type(item.context_expr, scope)
+                                if found:
+                                    scope.types[item.optional_vars.id] = found
         return scope
 
     def expr_type(self, expr: ast.expr, scope: Scope) -> str | None:
@@ -341,9 +341,13 @@ class Resolver:
                 return None
             if expr.id in self.module_types:
                 return self.module_types[expr.id]
-        if isinstance(expr, ast.Attribute):
-            if scope.cls is not None and isinstance(expr.value, ast.Name) and expr.value.id == scope.self_name:
-                return self.class_types(scope.cls).get(expr.attr)
+        if (
+            isinstance(expr, ast.Attribute)
+            and scope.cls is not None
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id == scope.self_name
+        ):
+            return self.class_types(scope.cls).get(expr.attr)
         if isinstance(expr, (ast.Name, ast.Attribute)):
             q = self.qualify(expr, scope)
             if q is not None:
@@ -446,8 +450,9 @@ def _assignments(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
     if isinstance(node, ast.Assign):
         for target in node.targets:
             yield target, node.value
-    elif isinstance(node, ast.AnnAssign) and node.value is not None:
-        yield node.target, node.value
+    elif isinstance(node, ast.AnnAssign):
+        if node.value is not None:
+            yield node.target, node.value
     elif isinstance(node, ast.NamedExpr):
         yield node.target, node.value
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from connlint.catalog import Catalog, default_catalog
-from connlint.config import Config
 from connlint.checker import Finding, Options, check_module
+from connlint.config import Config
 from connlint.files import PYTHON_SUFFIXES, UnreadableFile, read_source
 from connlint.noqa import NoqaMap
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> 
 CATALOG_PATH = Path(__file__).with_name("apis.toml")
 
 
-@lru_cache(maxsize=None)
+@cache
 def default_catalog() -> Catalog:
     with CATALOG_PATH.open("rb") as fh:
         return build_catalog(tomllib.load(fh))
