@@ -94,4 +94,4 @@ def test_every_axis_generates_valid_python() -> None:
         for size in axis.sizes:
             ast.parse(axis.make(size))
     full = scaling.axes()
-    assert [a.sizes[-1] for a in full if a.target] == [20_000, 500, scaling.MAX_NESTED_BLOCKS, 5_000_000]
+    assert [a.sizes[-1] for a in full if a.target] == [20_000, 500, scaling.MAX_NESTED_BLOCKS, 5_000_000, 5_000_000]

@@ -467,6 +467,14 @@ def may_raise(node: ast.AST, yield_raises: bool = True) -> bool:
         return True
     if isinstance(node, (ast.For, ast.AsyncFor, ast.withitem)):
         return True
+    if isinstance(node, (ast.If, ast.While)):
+        test = node.test
+        while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            test = test.operand
+        while isinstance(test, ast.Attribute):
+            test = test.value
+        if isinstance(test, ast.Name):
+            return False  # "if self.owns_conn:", "if not flag:": reading a flag does not raise
     for part in header_parts(node):
         for sub in walk_expr(part):
             if isinstance(sub, _RAISING):

@@ -10,6 +10,7 @@ function for the usual nesting depths; no path is ever enumerated.
 
 from __future__ import annotations
 
+import ast
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,6 +96,25 @@ class Analysis:
                 if r is not None:
                     self.refine[n.id] = r
         self.sites = builder.sites
+        # branch conditions that stay true through the function (if own: ... if own: close())
+        from connlint.conditions import condition_key, enclosing_conditions
+
+        self.site_conditions: dict[int, frozenset[tuple[str, bool]]] = {}
+        self.test_keys: dict[int, tuple[str, bool]] = {}
+        if any(n.kind == cfg.TEST for n in graph.nodes) and self.sites:
+            func = graph.entry.ast_node
+            by_call = enclosing_conditions(func) if func is not None else {}
+            for site in self.sites:
+                conds = by_call.get(id(site.call))
+                if conds:
+                    self.site_conditions[site.id] = conds
+            if self.site_conditions:
+                keys = {k for conds in self.site_conditions.values() for k, _ in conds}
+                for n in graph.nodes:
+                    if n.kind == cfg.TEST and isinstance(n.ast_node, ast.If):
+                        key = condition_key(n.ast_node.test)
+                        if key is not None and key[0] in keys:
+                            self.test_keys[n.id] = key
         self.children: dict[int, set[int]] = {}
         self.yield_nodes = {
             n.id for n in graph.nodes if n.ast_node is not None and _has_yield(n)
@@ -220,6 +240,18 @@ class Analysis:
         return out, State(state.pts, {s: flag for s in exc_open})
 
     def edge_state(self, node: cfg.Node, out: State, label: bool | None) -> State:
+        key = self.test_keys.get(node.id)
+        if key is not None and label is not None:
+            # on this branch the condition is (key[0], key[1] == label): a site acquired under the
+            # opposite value of the same condition was never acquired on this path
+            holds = (key[0], key[1] == label)
+            opposite = (holds[0], not holds[1])
+            gone = [s for s in out.open if opposite in self.site_conditions.get(s, ())]
+            if gone:
+                out = State(out.pts, {s: f for s, f in out.open.items() if s not in gone})
+        return self._refine_none(node, out, label)
+
+    def _refine_none(self, node: cfg.Node, out: State, label: bool | None) -> State:
         ref = self.refine.get(node.id)
         if ref is None or label is None or ref[1] != label:
             return out
@@ -331,8 +363,6 @@ class Analysis:
 
 
 def _has_yield(node: cfg.Node) -> bool:
-    import ast
-
     for part in cfg.header_parts(node.ast_node):  # type: ignore[arg-type]
         for sub in cfg.walk_expr(part):
             if isinstance(sub, (ast.Yield, ast.YieldFrom)):
