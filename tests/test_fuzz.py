@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("hypothesmith", reason="hypothesmith generates the programs (pip install hypothesmith)")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import fuzz  # noqa: E402
+import fuzz
 
 # generated code says things like 1(), which compile() warns about
 pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning", "ignore::DeprecationWarning")

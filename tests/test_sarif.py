@@ -64,3 +64,27 @@ def test_empty_run_is_valid(sarif_schema: dict, tmp_path: Path) -> None:
     log = sarif_for(str(tmp_path / "ok.py"))
     jsonschema.validate(log, sarif_schema)
     assert log["runs"][0]["results"] == []
+
+
+def test_fixable_results_carry_a_fix_that_applies(sarif_schema: dict, tmp_path: Path) -> None:
+    src = (
+        "import sqlite3\n\n\ndef count(path):\n    conn = sqlite3.connect(path)\n"
+        "    n = conn.execute('select 1').fetchone()[0]\n    conn.close()\n    return n\n"
+    )
+    path = tmp_path / "m.py"
+    path.write_text(src)
+    log = sarif_for(str(path))
+    jsonschema.validate(log, sarif_schema)
+    (result,) = log["runs"][0]["results"]
+    (fix,) = result["fixes"]
+    assert "closing" in fix["description"]["text"]
+    lines = src.splitlines(keepends=True)
+    # apply the replacements (bottom-up) and check the result is what 'connlint fix' writes
+    for rep in sorted(fix["artifactChanges"][0]["replacements"], key=lambda r: -r["deletedRegion"]["startLine"]):
+        region = rep["deletedRegion"]
+        start = region["startLine"] - 1
+        end = region.get("endLine", region["startLine"]) if region.get("endColumn", 1) > 1 else start
+        lines[start:end] = [rep["insertedContent"]["text"]]
+    fixed = "".join(lines)
+    assert "with contextlib.closing(sqlite3.connect(path)) as conn:" in fixed
+    compile(fixed, "m.py", "exec")

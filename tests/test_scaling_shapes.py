@@ -15,7 +15,7 @@ from connlint.checker import Options, check_source
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import scaling  # noqa: E402
+import scaling
 
 
 def codes(source: str) -> Counter[str]:

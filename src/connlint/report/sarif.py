@@ -32,7 +32,53 @@ def _uri(path: str) -> str:
     return Path(path).as_posix().lstrip("./") if path.startswith("./") else Path(path).as_posix()
 
 
-def render(results: Iterable[FileFindings], docs_url: str | None = None) -> str:
+def _fixes(path: str, findings: tuple) -> dict[tuple[int, int, str], dict]:  # type: ignore[type-arg]
+    """SARIF ``fix`` objects for the findings of one file that ``connlint fix`` fixes safely.
+
+    The file is fixed as ``connlint fix`` would fix it (all its safe fixes at once); each fixed
+    result carries that change as line replacements, described as such."""
+    import difflib
+
+    from connlint.files import UnreadableFile, read_source
+    from connlint.fix import fix_applicability
+
+    if not any(fix_applicability(f) == "safe" for f in findings):
+        return {}
+    try:
+        source = read_source(path).text
+        from connlint.fix.engine import fix_text
+
+        result = fix_text(source, path=path)
+    except (UnreadableFile, ImportError, SyntaxError, ValueError, RecursionError):
+        return {}
+    if result.error is not None or not result.changed or not result.fixed:
+        return {}
+    old, new = source.splitlines(keepends=True), result.text.splitlines(keepends=True)
+    replacements = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if i1 >= len(old):  # appended at the end: insert after the last line
+            region = {"startLine": max(1, len(old)), "startColumn": len(old[-1]) + 1 if old else 1}
+        elif i2 > i1:
+            region = {"startLine": i1 + 1, "startColumn": 1, "endLine": i2, "endColumn": len(old[i2 - 1]) + 1}
+        else:
+            region = {"startLine": i1 + 1, "startColumn": 1, "endLine": i1 + 1, "endColumn": 1}
+        replacements.append({"deletedRegion": region, "insertedContent": {"text": "".join(new[j1:j2])}})
+    out = {}
+    count = len(result.fixed)
+    for fixed in result.fixed:
+        f = fixed.finding
+        others = f" (with the other {count - 1} safe fixes of this file)" if count > 1 else ""
+        out[(f.line, f.col, f.code)] = {
+            "description": {"text": f"connlint fix: {fixed.description}{others}"},
+            "artifactChanges": [{"artifactLocation": {"uri": _uri(path), "uriBaseId": "%SRCROOT%"},
+                                 "replacements": replacements}],
+        }
+    return out
+
+
+def render(results: Iterable[FileFindings], docs_url: str | None = None, with_fixes: bool = True) -> str:
     results = list(results)
     driver_rules = []
     index = {}
@@ -50,6 +96,7 @@ def render(results: Iterable[FileFindings], docs_url: str | None = None) -> str:
         })
     sarif_results = []
     for r in results:
+        fixes = _fixes(r.path, r.findings) if with_fixes else {}
         for f in r.findings:
             result = {
                 "ruleId": f.code,
@@ -71,6 +118,9 @@ def render(results: Iterable[FileFindings], docs_url: str | None = None) -> str:
             hint = help_text(f)
             if hint:
                 result["properties"] = {"help": hint}
+            fix = fixes.get((f.line, f.col, f.code))
+            if fix is not None:
+                result["fixes"] = [fix]
             sarif_results.append(result)
     log = {
         "$schema": SCHEMA,
