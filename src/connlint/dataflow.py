@@ -96,6 +96,8 @@ class Analysis:
                 if r is not None:
                     self.refine[n.id] = r
         self.sites = builder.sites
+        self._preds: dict[int, list[tuple[cfg.Node, bool]]] | None = None
+        self._transfer_cache: dict[int, tuple[State, State]] = {}
         # branch conditions that stay true through the function (if own: ... if own: close())
         from connlint.conditions import condition_key, enclosing_conditions
 
@@ -320,13 +322,15 @@ class Analysis:
         the first statement that may raise for an exception-path one. The flag says whether the raise
         happened at a generator's yield."""
         graph = self.graph
-        preds = graph.predecessors()
+        preds = self._preds
+        if preds is None:
+            preds = self._preds = graph.predecessors()
         starts = [graph.raise_exit, graph.return_exit] if exceptional else [graph.return_exit]
         want = EXC if exceptional else NORMAL
         seen: set[int] = set()
         stack = [n for n in starts if site in result.in_states.get(n.id, EMPTY).open]
         candidates: list[tuple[int, cfg.Node, bool]] = []
-        cache: dict[int, tuple[State, State]] = {}
+        cache = self._transfer_cache  # the final states do not change between witnesses
         while stack:
             node = stack.pop()
             if node.id in seen:
