@@ -22,7 +22,10 @@ from connlint.flake8_plugin import Plugin
 from connlint.runner import check_file, check_text
 
 DB = "import sqlite3\n"
-LEAKY = "import sqlite3\n\n\ndef count(path):\n    conn = sqlite3.connect(path)\n    return conn.execute('select 1').fetchone()\n"
+LEAKY = (
+    "import sqlite3\n\n\ndef count(path):\n    conn = sqlite3.connect(path)\n"
+    "    return conn.execute('select 1').fetchone()\n"
+)
 LEAK_LINE = "z_leaky.py:5:12: CNL001"
 PY = f"Python {sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -39,11 +42,14 @@ def nested(depth: int, opening: str, inner: str, closing: str) -> str:
 # name -> (bytes of the file, fragment the diagnostic must contain). Each file names sqlite3: a file that
 # names no database API is never parsed (see test_a_file_that_names_no_database_api_is_not_parsed).
 BAD: dict[str, tuple[bytes, str]] = {
-    "syntax_error.py": (DB.encode() + b"def f(:\n    pass\n", f"2:7: cannot parse with the {PY} grammar: invalid syntax"),
+    "syntax_error.py": (DB.encode() + b"def f(:\n    pass\n",
+                        f"2:7: cannot parse with the {PY} grammar: invalid syntax"),
     "tstring_py314.py": (DB.encode() + b'name = "x"\nq = t"select {name}"\n', f"cannot parse with the {PY} grammar"),
     "python2.py": (DB.encode() + b'print "x"\nexec "y = 1"\n', "Missing parentheses in call to 'print'"),
-    "invalid_utf8.py": (DB.encode() + b"x = '\xff\xfe'\n", "cannot decode as utf-8: invalid start byte (byte 0xff, line 2)"),
-    "wrong_cookie.py": (b"# -*- coding: nonexistent -*-\n" + DB.encode(), "bad coding declaration: unknown encoding: nonexistent"),
+    "invalid_utf8.py": (DB.encode() + b"x = '\xff\xfe'\n",
+                        "cannot decode as utf-8: invalid start byte (byte 0xff, line 2)"),
+    "wrong_cookie.py": (b"# -*- coding: nonexistent -*-\n" + DB.encode(),
+                        "bad coding declaration: unknown encoding: nonexistent"),
     "latin1_as_utf8_cookie.py": (b"# coding: utf-8\n" + DB.encode() + b"x = '\xe9'\n", "cannot decode as utf-8"),
     "nul_bytes.py": (DB.encode() + b"x = 1\x00\n", "contains a NUL byte (line 2)"),
     "parens_10000.py": (f"{DB}x = {nested(10_000, '(', '1', ')')}\n".encode(), "too many nested parentheses"),
@@ -142,7 +148,8 @@ def test_odd_but_valid_files_are_checked(tmp_path: Path, name: str) -> None:
 
 
 def test_five_megabyte_module(tmp_path: Path) -> None:
-    plain = "".join(f"def f{i}(a, b):\n    if a > b:\n        return a * {i}\n    return b - {i}\n\n\n" for i in range(70_000))
+    unit = "def f{i}(a, b):\n    if a > b:\n        return a * {i}\n    return b - {i}\n\n\n"
+    plain = "".join(unit.format(i=i) for i in range(70_000))
     data = (LEAKY + "\n\n" + plain)[: 5 * 1024 * 1024]
     data = data[: data.rindex("\n\n\n") + 1]
     make(tmp_path, "huge.py", data.encode())
@@ -157,7 +164,8 @@ def test_deep_but_parseable_nesting_never_escapes(tmp_path: Path) -> None:
     """Deep enough to parse, deep enough to stress recursive analysis: a finding, a CNL900 or one
     diagnostic; never a RecursionError."""
     bodies = {
-        "elif_1000": "    if p == -1:\n        pass\n" + "".join(f"    elif p == {i}:\n        conn.close()\n" for i in range(1000)),
+        "elif_1000": "    if p == -1:\n        pass\n"
+        + "".join(f"    elif p == {i}:\n        conn.close()\n" for i in range(1000)),
         "parens_190": f"    x = {nested(190, '(', 'conn', ')')}\n",
         "ifexp_1000": "    x = " + "conn if p else " * 1000 + "conn\n",
         "andor_20000": "    x = " + " and ".join(["conn"] * 20_000) + "\n",

@@ -144,17 +144,22 @@ def _functions(tree: ast.Module, resolver: Resolver) -> list[_Func]:
 
 
 def _defs_in(stmt: ast.stmt) -> Iterator[ast.AST]:
-    """Function and class definitions at this statement's level (also inside if/try blocks)."""
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        yield stmt
-        return
-    for field_name in ("body", "orelse", "finalbody", "handlers"):
-        for child in getattr(stmt, field_name, ()) or ():
-            if isinstance(child, ast.ExceptHandler):
-                for sub in child.body:
-                    yield from _defs_in(sub)
-            elif isinstance(child, ast.stmt):
-                yield from _defs_in(child)
+    """Function and class definitions at this statement's level (also inside if/try blocks), in
+    source order; iterative, so a 1,000-branch elif chain does not exhaust the stack."""
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node
+            continue
+        children: list[ast.AST] = []
+        for field_name in ("body", "orelse", "finalbody", "handlers"):
+            for child in getattr(node, field_name, ()) or ():
+                if isinstance(child, ast.ExceptHandler):
+                    children.extend(child.body)
+                elif isinstance(child, ast.stmt):
+                    children.append(child)
+        stack.extend(reversed(children))
 
 
 def _outside_names(func: FuncDef, resolver: Resolver) -> frozenset[str]:
