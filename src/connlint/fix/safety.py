@@ -464,11 +464,7 @@ class Analyzer:
         line = tree.parent(parent)
         if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
             raise NoSafeFix("the assignment shares its line with other statements")
-        owner = tree.parent(line)
-        if not isinstance(owner, cst.IndentedBlock) or not tree.contains(func.body, owner):
-            raise NoSafeFix("the assignment is not in a block of its own")
-        index = tree.statement_index(line, owner)
-        assert index is not None
+        owner, index = _owning_block(tree, func, line, "the assignment")
         scope = self._func_scope(func)
         session = api.kind == "session"
         tainted, derived = self._taint(owner.body[index + 1:], var, session)
@@ -745,11 +741,7 @@ class Analyzer:
         stmt = tree.parent(item)
         if not isinstance(stmt, cst.With) or stmt.asynchronous is not None:
             raise NoSafeFix("it is not acquired by a plain 'with'")
-        owner = tree.parent(stmt)
-        if not isinstance(owner, cst.IndentedBlock) or not tree.contains(func.body, owner):
-            raise NoSafeFix("the 'with' is not in a block of its own")
-        index = tree.statement_index(stmt, owner)
-        assert index is not None
+        owner, index = _owning_block(tree, func, stmt, "the 'with'")
         scope = self._func_scope(func)
         body = list(stmt.body.body) if isinstance(stmt.body, cst.IndentedBlock) else []
         if not isinstance(stmt.body, cst.IndentedBlock):
@@ -974,3 +966,13 @@ def pool_expression(call: cst.Call) -> cst.BaseExpression:
 
 
 __all__ = ["Analyzer", "NoSafeFix", "Shape", "Taint", "Tree", "dotted_name", "pool_expression"]
+
+
+def _owning_block(tree: Tree, func: cst.FunctionDef, stmt: cst.CSTNode, what: str) -> tuple[cst.IndentedBlock, int]:
+    """The indented block of ``func`` that holds ``stmt`` directly, and the statement's index in it."""
+    owner = tree.parent(stmt)
+    if not isinstance(owner, cst.IndentedBlock) or not tree.contains(func.body, owner):
+        raise NoSafeFix(f"{what} is not in a block of its own")
+    index = tree.statement_index(stmt, owner)
+    assert index is not None
+    return owner, index
