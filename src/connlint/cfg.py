@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
+from connlint import astwalk
+
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Module]
 
 # Node kinds
@@ -448,15 +450,7 @@ def header_parts(node: ast.AST) -> Iterator[ast.AST]:
         yield node
 
 
-def walk_expr(node: ast.AST) -> Iterator[ast.AST]:
-    """ast.walk that does not enter nested function, lambda or class bodies."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        for child in ast.iter_child_nodes(n):
-            if not isinstance(child, _NESTED_SCOPES):
-                stack.append(child)
+walk_expr = astwalk.walk_expr
 
 
 def may_raise(node: ast.AST, yield_raises: bool = True) -> bool:

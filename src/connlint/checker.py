@@ -71,6 +71,12 @@ class Options:
 # ---------------------------------------------------------------------------------------------- prefilter
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What the parameter tests of ModuleChecker._may_take_parameter look for, as text (supersets):
+# a name returned or assigned ("return conn", "self.conn = conn", also across a line break or a
+# parenthesis), "name.method(" ("conn.close(", "(conn).close("), and ".method(" on any receiver.
+_PASSED_ON = re.compile(r"(?:\breturn\b|=)[\s(\\]*([A-Za-z_][A-Za-z0-9_]*)")
+_NAME_METHOD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[\s)\\]*\.[\s\\]*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_METHOD = re.compile(r"\.[\s\\]*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
 def mentions_catalog(source: str, catalog: Catalog) -> bool:
@@ -124,42 +130,42 @@ def _mode(func: FuncDef, resolver: Resolver) -> str:
 
 
 def _functions(tree: ast.Module, resolver: Resolver) -> list[_Func]:
+    """Every function and method of the module, nested ones included, in source order. ``key`` is
+    the name same-module callers find it by ("f" or "Class.m"), for those not nested in a function.
+    Iterative (a 1,000-branch elif chain does not exhaust the stack), and it reads only the statement
+    lists of each node, never its expressions."""
     found: list[_Func] = []
-
-    def visit(body: list[ast.stmt], cls: str | None, top: bool) -> None:
-        for stmt in body:
-            for node in _defs_in(stmt):
-                if isinstance(node, ast.ClassDef):
-                    visit(node.body, node.name, top)
-                    continue
-                assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                key = None
-                if top:
-                    key = f"{cls}.{node.name}" if cls else node.name
-                found.append(_Func(node, cls, key, resolver))
-                visit(node.body, None, False)
-
-    visit(tree.body, None, True)
+    # (statement, enclosing class, at module or class level), in reverse source order
+    stack: list[tuple[ast.stmt, Optional[str], bool]] = [(stmt, None, True) for stmt in reversed(tree.body)]
+    while stack:
+        node, cls, top = stack.pop()
+        kind = type(node)
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+            key = (f"{cls}.{node.name}" if cls else node.name) if top else None  # type: ignore[attr-defined]
+            found.append(_Func(node, cls, key, resolver))  # type: ignore[arg-type]
+            stack.extend((child, None, False) for child in reversed(node.body))  # type: ignore[attr-defined]
+            continue
+        if kind is ast.ClassDef:
+            stack.extend((child, node.name, top) for child in reversed(node.body))  # type: ignore[attr-defined]
+            continue
+        if kind not in _COMPOUND:
+            continue
+        children: list[ast.stmt] = []
+        for field_name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(node, field_name, ()) or ():
+                if type(child) is ast.ExceptHandler or type(child).__name__ == "match_case":
+                    children.extend(child.body)
+                else:
+                    children.append(child)
+        stack.extend((child, cls, top) for child in reversed(children))
     return found
 
 
-def _defs_in(stmt: ast.stmt) -> Iterator[ast.AST]:
-    """Function and class definitions at this statement's level (also inside if/try blocks), in
-    source order; iterative, so a 1,000-branch elif chain does not exhaust the stack."""
-    stack: list[ast.AST] = [stmt]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield node
-            continue
-        children: list[ast.AST] = []
-        for field_name in ("body", "orelse", "finalbody", "handlers"):
-            for child in getattr(node, field_name, ()) or ():
-                if isinstance(child, ast.ExceptHandler):
-                    children.extend(child.body)
-                elif isinstance(child, ast.stmt):
-                    children.append(child)
-        stack.extend(reversed(children))
+# statements that hold other statements (where a def can hide: "if TYPE_CHECKING: def ...")
+_COMPOUND = frozenset(
+    getattr(ast, name) for name in ("If", "For", "AsyncFor", "While", "With", "AsyncWith", "Try", "TryStar", "Match")
+    if hasattr(ast, name)
+)
 
 
 def _outside_names(func: FuncDef, resolver: Resolver) -> frozenset[str]:
@@ -237,19 +243,27 @@ class ModuleChecker:
         self._ownership: dict[str, ClassOwnership | None] = {}
         self._helper_summaries: dict[str, HelperSummary | None] = {}
         self._words: dict[int, frozenset[str]] = {}
+        self._helper_candidates: dict[int, bool] = {}
+        self._keep_words = self.pool_release_names | STORING_METHODS
+        self._take_words = self.release_names | self._keep_words
         self.resolver.factory_lookup = self.factory_for
 
     # ------------------------------------------------------------------ which functions to analyse
 
-    def _text_words(self, f: _Func) -> frozenset[str] | None:
+    def _text(self, f: _Func) -> str | None:
         if self.lines is None:
             return None
+        node = f.node
+        start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+        return "\n".join(self.lines[start:node.end_lineno or node.lineno])
+
+    def _text_words(self, f: _Func) -> frozenset[str] | None:
         words = self._words.get(id(f))
         if words is None:
-            node = f.node
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-            segment = "\n".join(self.lines[start:node.end_lineno or node.lineno])
-            words = self._words[id(f)] = frozenset(_WORD.findall(segment))
+            text = self._text(f)
+            if text is None:
+                return None
+            words = self._words[id(f)] = frozenset(_WORD.findall(text))
         return words
 
     def _is_candidate(self, f: _Func) -> bool:
@@ -366,7 +380,7 @@ class ModuleChecker:
         if id(f) in self._results:
             return self._results[id(f)]
         self._results[id(f)] = None  # in progress: a recursive question gets "no"
-        with_params = f.key is not None and self._helper_candidate(f.node)
+        with_params = f.key is not None and self._helper_candidate(f)
         try:
             out = self._analyze(f, with_params)
         except (cfg.BudgetExceeded, RecursionError) as exc:
@@ -384,9 +398,10 @@ class ModuleChecker:
             return None
         if self.lines is not None:
             # it must store on self something a call that can acquire returns: "self.x = ...connect(...)"
-            triggers = self.resolver.trigger_names | self.local_functions
+            triggers, local = self.resolver.trigger_names, self.local_functions
             if not any(
-                "=" in line and "self." in line and not triggers.isdisjoint(_WORD.findall(line.split("=", 1)[1]))
+                "=" in line and "self." in line and any(
+                    word in triggers or word in local for word in _WORD.findall(line.split("=", 1)[1]))
                 for line in self.lines[cls.lineno - 1:cls.end_lineno or cls.lineno]
             ):
                 return None
@@ -430,7 +445,7 @@ class ModuleChecker:
             return self._helper_summaries[key]
         self._helper_summaries[key] = None
         f = self.by_key.get(key)
-        if f is None or not self._helper_candidate(f.node):
+        if f is None or not self._helper_candidate(f):
             return None
         out = self.analysis(f)
         if out is not None:
@@ -439,10 +454,22 @@ class ModuleChecker:
 
     # ------------------------------------------------------------------ summaries
 
-    def _helper_candidate(self, func: FuncDef) -> bool:
+    def _helper_candidate(self, f: _Func) -> bool:
+        """Can this function release, keep or return one of its parameters? (Then it is analysed
+        with its parameters as resources, and summarised as a helper for its callers.)"""
+        found = self._helper_candidates.get(id(f))
+        if found is None:
+            found = self._helper_candidates[id(f)] = self._may_take_parameter(f)
+        return found
+
+    def _may_take_parameter(self, f: _Func) -> bool:
+        func = f.node
         params = set(_params(func))
         if not params:
             return False
+        text = self._text(f)
+        if text is not None and not self._text_may_take(text, params):
+            return False  # none of the tests below can hold: the function is not walked
         for node in self.resolver.index.of(func):
             if isinstance(node, ast.Call):
                 f = node.func
@@ -455,7 +482,7 @@ class ModuleChecker:
                     return True
                 if (
                     isinstance(f, ast.Attribute)
-                    and f.attr in (self.pool_release_names | STORING_METHODS)
+                    and f.attr in self._keep_words
                     and any(isinstance(a, ast.Name) and a.id in params for a in node.args)
                 ):
                     return True
@@ -468,6 +495,25 @@ class ModuleChecker:
                 and any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in node.targets)
             ):
                 return True
+        return False
+
+    def _text_may_take(self, text: str, params: set[str]) -> bool:
+        """Text test, a superset of the tree tests of ``_may_take_parameter``: "p.close()" (a
+        release method on a name that is a parameter), "x.append(.., p, ..)" (a storing or pool
+        method with a parameter among its arguments), "return p" or "... = p"."""
+        if any(name in params for name in _PASSED_ON.findall(text)):
+            return True
+        words = set(_WORD.findall(text))
+        if not words.isdisjoint(self.release_names) and any(
+            m.group(1) in params and m.group(2) in self.release_names for m in _NAME_METHOD.finditer(text)
+        ):
+            return True
+        for m in _METHOD.finditer(text) if not words.isdisjoint(self._keep_words) else ():
+            if m.group(1) not in self._keep_words:
+                continue
+            args = text[m.end():].split(")", 1)[0]
+            if "(" in args or any(a.strip() in params for a in args.split(",")):
+                return True  # a parameter is passed (or the arguments are not simple enough to tell)
         return False
 
     def _released_names(self, func: FuncDef) -> frozenset[str]:

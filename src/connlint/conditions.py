@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from connlint import astwalk
 from connlint.resolve import dotted
 
 Condition = tuple[str, bool]  # (the tested expression, the branch taken)
@@ -29,7 +30,7 @@ def condition_key(test: ast.expr) -> tuple[str, bool] | None:
 def _assigned(func: ast.AST) -> dict[str, list[int]]:
     """Dotted names the function assigns, with the lines of the assignments."""
     names: dict[str, list[int]] = {}
-    for node in ast.walk(func):
+    for node in astwalk.walk(func):
         targets: list[ast.expr] = []
         if isinstance(node, (ast.Assign, ast.Delete)):
             targets = list(node.targets)
@@ -38,7 +39,7 @@ def _assigned(func: ast.AST) -> dict[str, list[int]]:
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             targets = [node.optional_vars]
         for target in targets:
-            for sub in ast.walk(target):
+            for sub in astwalk.walk(target):
                 name = dotted(sub) if isinstance(sub, (ast.Name, ast.Attribute)) else None
                 if name is not None:
                     names.setdefault(name, []).append(getattr(node, "lineno", 0))
@@ -100,4 +101,4 @@ def _own_nodes(stmt: ast.stmt) -> Iterator[ast.AST]:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, ast.AST):
-                yield from ast.walk(item)
+                yield from astwalk.walk(item)

@@ -45,17 +45,52 @@ class State:
     def join(self, other: State) -> State:
         if self is other:
             return self
-        pts = dict(self.pts)
-        for var, sites in other.pts.items():
-            mine = pts.get(var)
-            pts[var] = sites if mine is None else mine | sites
-        opened = dict(self.open)
-        for site, flags in other.open.items():
-            opened[site] = opened.get(site, 0) | flags
+        pts = _join_pts(self.pts, other.pts)
+        opened = _join_open(self.open, other.open)
+        if pts is self.pts and opened is self.open:
+            return self
         return State(pts, opened)
 
     def same(self, other: State) -> bool:
-        return self.pts == other.pts and self.open == other.open
+        return (self.pts is other.pts or self.pts == other.pts) and (
+            self.open is other.open or self.open == other.open)
+
+
+# States are never changed once made, so a join or a transfer that changes nothing hands back the
+# very dict it was given: the states of most nodes share their maps, and joining or comparing two
+# shared maps costs nothing (a function with hundreds of connections would otherwise copy and compare
+# hundreds of entries at every node).
+
+def _join_pts(a: dict[str, frozenset[int]], b: dict[str, frozenset[int]]) -> dict[str, frozenset[int]]:
+    if a is b or not b:
+        return a
+    if not a:
+        return b
+    out: dict[str, frozenset[int]] | None = None
+    for var, sites in b.items():
+        mine = a.get(var)
+        if mine is sites or (mine is not None and sites <= mine):
+            continue
+        if out is None:
+            out = dict(a)
+        out[var] = sites if mine is None else mine | sites
+    return a if out is None else out
+
+
+def _join_open(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    if a is b or not b:
+        return a
+    if not a:
+        return b
+    out: dict[int, int] | None = None
+    for site, flags in b.items():
+        mine = a.get(site, 0)
+        if mine | flags == mine:
+            continue
+        if out is None:
+            out = dict(a)
+        out[site] = mine | flags
+    return a if out is None else out
 
 
 EMPTY = State({}, {})
@@ -148,10 +183,22 @@ class Analysis:
 
     def transfer(self, node: cfg.Node, state: State, obs: Observations | None = None) -> tuple[State, State]:
         """(state after the node, state on its exception edge)."""
+        events = self.events[node.id]
+        if events and not any(_acts(ev, state.pts) for ev in events):
+            events = []
+        if not events:
+            # nothing here touches what the state holds: share its maps
+            out = state
+            if node.kind == cfg.HANDLER and any(f != NORMAL for f in state.open.values()):
+                out = State(state.pts, {site: NORMAL for site in state.open})
+            if node.exc is None:
+                return out, EMPTY
+            flag = YIELD_EXC | EXC if node.id in self.yield_nodes else EXC
+            return out, State(state.pts, {s: flag for s in state.open})
         pts = dict(state.pts)
         opened = dict(state.open)
         exc_open: dict[int, int] | None = dict(state.open) if node.exc is not None else None
-        for ev in self.events[node.id]:
+        for ev in events:
             op = ev.op
             if op == ACQ:
                 assert isinstance(ev.arg, int)
@@ -364,6 +411,14 @@ class Analysis:
             return node, at_yield
         best = min(candidates, key=lambda c: (c[0], c[1].line))
         return best[1], False
+
+
+def _acts(ev: Event, pts: dict[str, frozenset[int]]) -> bool:
+    """Can this event change a state whose names hold ``pts``? (An event on a name that holds
+    nothing, binding from names that hold nothing, changes nothing.)"""
+    if ev.op == ACQ or ev.var is None or ev.var in pts:
+        return True
+    return ev.op == BIND and any(source in pts for source in (ev.arg or ()))  # type: ignore[union-attr]
 
 
 def _has_yield(node: cfg.Node) -> bool:

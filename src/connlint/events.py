@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Protocol
 
-from connlint import cfg
+from connlint import astwalk, cfg
 from connlint.catalog import ResourceApi
 from connlint.resolve import Origin, Resolver, Scope, dotted
 
@@ -233,7 +233,7 @@ class EventBuilder:
                 else:
                     self._expr(target, out)
         elif isinstance(stmt, (ast.Raise, ast.Assert)):
-            for child in ast.iter_child_nodes(stmt):
+            for child in astwalk.children(stmt):
                 if isinstance(child, ast.expr):
                     self._expr(child, out)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -398,7 +398,7 @@ class EventBuilder:
     def _captures(self, scope_node: ast.AST, out: list[Event]) -> None:
         """A nested function, lambda or class that refers to a name keeps what it holds."""
         seen: set[str] = set()
-        for sub in ast.walk(scope_node):
+        for sub in astwalk.walk(scope_node):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in seen:
                 seen.add(sub.id)
                 out.append(Event(ESCAPE, sub.id, "store"))
@@ -465,7 +465,7 @@ class EventBuilder:
         if isinstance(expr, ast.Attribute):
             self._expr(expr.value, out)
             return
-        for child in ast.iter_child_nodes(expr):
+        for child in astwalk.children(expr):
             if isinstance(child, ast.expr):
                 self._expr(child, out)
             elif isinstance(child, ast.comprehension):
@@ -612,5 +612,5 @@ def _uses_name(expr: ast.expr, name: str) -> bool:
     return any(
         isinstance(sub, ast.Call)
         and any(isinstance(a, ast.Name) and a.id == name for a in [*sub.args, *(k.value for k in sub.keywords)])
-        for sub in ast.walk(expr)
+        for sub in astwalk.walk(expr)
     )

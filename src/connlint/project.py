@@ -73,14 +73,25 @@ class ProjectIndex:
         self.roots: set[str] = set(roots or ())
         self._modules: dict[str, Optional[ModuleSummary]] = {}
         self._missing: set[str] = set()
+        self._found: dict[str, tuple[str, bool] | None] = {}
         self._depth = 0
 
     def add_root(self, root: str) -> None:
-        self.roots.add(root)
+        if root not in self.roots:
+            self.roots.add(root)
+            self._found.clear()
 
     # ------------------------------------------------------------------ modules
 
     def find_file(self, module: str) -> tuple[str, bool] | None:
+        """The file of a module of the project, and whether it is a package's __init__ (memoised:
+        every import of every checked file asks, and each question probes every root)."""
+        if module in self._found:
+            return self._found[module]
+        found = self._found[module] = self._find_file(module)
+        return found
+
+    def _find_file(self, module: str) -> tuple[str, bool] | None:
         rel = module.replace(".", os.sep)
         for root in sorted(self.roots):
             for candidate, is_pkg in ((os.path.join(root, rel + ".py"), False),

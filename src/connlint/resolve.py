@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
+from connlint import astwalk
 from connlint.catalog import Catalog, ResourceApi
 
 FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
@@ -296,16 +297,25 @@ class Resolver:
             bound.add(args.vararg.arg)
         if args.kwarg:
             bound.add(args.kwarg.arg)
+        # the statements that give a local name a type, gathered in the same walk
+        typed: list[ast.AST] = []
         if not isinstance(func, ast.Lambda):
+            declared: list[str] = []
             for node in self.index.of(func):
-                if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    add_import(node, scope.imports, self.package)
-                elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                    bound.add(node.id)
-                elif isinstance(node, ast.ExceptHandler) and node.name:
-                    bound.add(node.name)
-                elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                    bound.difference_update(node.names)
+                kind = type(node)
+                if kind is ast.Name:
+                    if type(node.ctx) is not ast.Load:  # type: ignore[attr-defined]
+                        bound.add(node.id)  # type: ignore[attr-defined]
+                elif kind in _TYPING_NODES:
+                    typed.append(node)
+                elif kind is ast.Import or kind is ast.ImportFrom:
+                    add_import(node, scope.imports, self.package)  # type: ignore[arg-type]
+                elif kind is ast.ExceptHandler:
+                    if node.name:  # type: ignore[attr-defined]
+                        bound.add(node.name)  # type: ignore[attr-defined]
+                elif kind is ast.Global or kind is ast.Nonlocal:
+                    declared.extend(node.names)  # type: ignore[attr-defined]
+            bound.difference_update(declared)
         scope.local_names = frozenset(bound)
         for arg in all_args:
             for ann in _annotation_types(arg.annotation):
@@ -314,9 +324,9 @@ class Resolver:
                     t = self.catalog.canonical_type(q)
                     if t in self.catalog.types:
                         scope.types[arg.arg] = t
-        if with_locals and not isinstance(func, ast.Lambda):
+        if with_locals and typed:
             for _ in range(2):
-                for node in self.index.of(func):
+                for node in typed:
                     for target, value in _assignments(node):
                         if isinstance(target, ast.Name):
                             found = self.expr_type(value, scope)
@@ -446,6 +456,10 @@ def _is_staticmethod(func: FuncDef | ast.Lambda) -> bool:
     return any(dotted(d) == "staticmethod" for d in func.decorator_list)
 
 
+# statements that can give a local name a type: assignments and "with ... as name"
+_TYPING_NODES = frozenset({ast.Assign, ast.AnnAssign, ast.NamedExpr, ast.With, ast.AsyncWith})
+
+
 def _assignments(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
     if isinstance(node, ast.Assign):
         for target in node.targets:
@@ -457,17 +471,5 @@ def _assignments(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
         yield node.target, node.value
 
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-
-
-def _walk_scope(func: ast.AST) -> Iterator[ast.AST]:
-    """Every node of a function body, without entering nested scopes."""
-    stack = list(ast.iter_child_nodes(func))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-walk_scope = _walk_scope
+walk_scope = astwalk.walk_scope
+_walk_scope = astwalk.walk_scope
