@@ -472,17 +472,17 @@ class ModuleChecker:
             return False  # none of the tests below can hold: the function is not walked
         for node in self.resolver.index.of(func):
             if isinstance(node, ast.Call):
-                f = node.func
+                callee = node.func
                 if (
-                    isinstance(f, ast.Attribute)
-                    and isinstance(f.value, ast.Name)
-                    and f.value.id in params
-                    and f.attr in self.release_names
+                    isinstance(callee, ast.Attribute)
+                    and isinstance(callee.value, ast.Name)
+                    and callee.value.id in params
+                    and callee.attr in self.release_names
                 ):
                     return True
                 if (
-                    isinstance(f, ast.Attribute)
-                    and f.attr in self._keep_words
+                    isinstance(callee, ast.Attribute)
+                    and callee.attr in self._keep_words
                     and any(isinstance(a, ast.Name) and a.id in params for a in node.args)
                 ):
                     return True

@@ -418,7 +418,8 @@ def _acts(ev: Event, pts: dict[str, frozenset[int]]) -> bool:
     nothing, binding from names that hold nothing, changes nothing.)"""
     if ev.op == ACQ or ev.var is None or ev.var in pts:
         return True
-    return ev.op == BIND and any(source in pts for source in (ev.arg or ()))  # type: ignore[union-attr]
+    sources: tuple[str, ...] = ev.arg or ()  # type: ignore[assignment]
+    return ev.op == BIND and any(source in pts for source in sources)
 
 
 def _has_yield(node: cfg.Node) -> bool:
