@@ -797,7 +797,9 @@ def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: s
     findings = checker.check()
     exports: frozenset[str] = frozenset()
     if path is not None and module:
-        summary = checker.summary()
+        # a module another file imported was summarised when it was loaded: that summary is what its
+        # importers saw, and computing it again would analyse every helper of the module twice
+        summary = project.remembered(module) or checker.summary()
         project.remember(module, summary)
         # what makes other files worth a new round: factories and releasing helpers (a helper that
         # only keeps its argument can only remove findings, and names like add/append are everywhere)

@@ -100,6 +100,10 @@ class ProjectIndex:
                     return candidate, is_pkg
         return None
 
+    def remembered(self, module: str) -> ModuleSummary | None:
+        """The summary of a module already loaded or checked in this process, if any."""
+        return self._modules.get(module)
+
     def remember(self, module: str, summary: ModuleSummary) -> None:
         """The summary of a module the caller checked itself: later lookups need not parse it."""
         self._modules[module] = summary
