@@ -133,6 +133,7 @@ class Analysis:
         self.sites = builder.sites
         self._preds: dict[int, list[tuple[cfg.Node, bool]]] | None = None
         self._transfer_cache: dict[int, tuple[State, State]] = {}
+        self._edge_cache: dict[tuple[int, int, bool], dict[int, int]] = {}  # open sites along an edge
         # branch conditions that stay true through the function (if own: ... if own: close())
         from connlint.conditions import condition_key, enclosing_conditions
 
@@ -378,6 +379,7 @@ class Analysis:
         stack = [n for n in starts if site in result.in_states.get(n.id, EMPTY).open]
         candidates: list[tuple[int, cfg.Node, bool]] = []
         cache = self._transfer_cache  # the final states do not change between witnesses
+        edges = self._edge_cache
         while stack:
             node = stack.pop()
             if node.id in seen:
@@ -387,12 +389,15 @@ class Analysis:
                 st_in = result.in_states.get(pred.id)
                 if st_in is None:
                     continue
-                if pred.id not in cache:
-                    cache[pred.id] = self.transfer(pred, st_in)
-                out, exc = cache[pred.id]
-                state = exc if via_exc else self.edge_state(pred, out, next(
-                    (lab for t, lab in pred.succ if t is node), None))
-                flags = state.open.get(site, 0)
+                edge = (pred.id, node.id, via_exc)
+                opened = edges.get(edge)
+                if opened is None:
+                    if pred.id not in cache:
+                        cache[pred.id] = self.transfer(pred, st_in)
+                    out, exc = cache[pred.id]
+                    opened = edges[edge] = (exc if via_exc else self.edge_state(pred, out, next(
+                        (lab for t, lab in pred.succ if t is node), None))).open
+                flags = opened.get(site, 0)
                 if not flags:
                     continue
                 if exceptional:
