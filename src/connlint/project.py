@@ -74,6 +74,7 @@ class ProjectIndex:
         self._modules: dict[str, Optional[ModuleSummary]] = {}
         self._missing: set[str] = set()
         self._found: dict[str, tuple[str, bool] | None] = {}
+        self._listings: dict[str, frozenset[str]] = {}
         self._depth = 0
 
     def add_root(self, root: str) -> None:
@@ -93,12 +94,27 @@ class ProjectIndex:
 
     def _find_file(self, module: str) -> tuple[str, bool] | None:
         rel = module.replace(".", os.sep)
+        top = module.partition(".")[0]
         for root in sorted(self.roots):
+            if top not in self._top_names(root):
+                continue  # "import os": no file system probe in every root
             for candidate, is_pkg in ((os.path.join(root, rel + ".py"), False),
                                       (os.path.join(root, rel, "__init__.py"), True)):
                 if os.path.isfile(candidate):
                     return candidate, is_pkg
         return None
+
+    def _top_names(self, root: str) -> frozenset[str]:
+        """Names of the modules and folders directly in a root (listed once)."""
+        names = self._listings.get(root)
+        if names is None:
+            try:
+                with os.scandir(root) as entries:
+                    names = frozenset(e.name[:-3] if e.name.endswith(".py") else e.name for e in entries)
+            except OSError:
+                names = frozenset()
+            self._listings[root] = names
+        return names
 
     def remembered(self, module: str) -> ModuleSummary | None:
         """The summary of a module already loaded or checked in this process, if any."""
