@@ -20,6 +20,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 CONTEXT_MANAGER_VALUES = ("closes", "commits-then-closes", "returns-to-pool", "transaction-only", "none")
 FIX_VALUES = ("with", "closing", "async-with", "async-with-await", "try-finally", "pool-try-finally", "none")
 LIFETIME_VALUES = ("short", "long-lived")
+# what releasing an already released object does (a second close(), or leaving its ``with`` after close())
+TWICE_VALUES = ("no-op", "raises", "unknown")
+WITH_FIXES = ("with", "async-with", "async-with-await")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ResourceApi:
     is_async: bool = False
     lifetime: str = "short"
     report_in_function: bool = False
+    close_twice: str = "unknown"  # x.close() when x is already closed
+    exit_after_close: str = "unknown"  # leaving ``with x:`` when x was closed inside the block
 
     @property
     def cm_releases(self) -> bool:
@@ -49,6 +54,13 @@ class ResourceApi:
     def must_await(self, method: str) -> bool:
         """Is ``x.method()`` a coroutine that only releases when awaited?"""
         return self.release_awaited and method not in self.sync_release
+
+    @property
+    def second_release_raises(self) -> bool:
+        """Does the release that connlint's fix adds raise when the object is already closed? (the
+        ``with`` forms release by leaving the block, the others by calling ``close()``)"""
+        fact = self.exit_after_close if self.fix in WITH_FIXES else self.close_twice
+        return fact == "raises"
 
     @property
     def is_pool_checkout(self) -> bool:
@@ -112,7 +124,7 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         return str(value)
 
     known = {"api", "aliases", "kind", "returns", "release", "pool_release", "sync_release", "context_manager",
-             "fix", "lifetime", *_BOOL_FIELDS}
+             "fix", "lifetime", "close_twice", "exit_after_close", *_BOOL_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -128,6 +140,8 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         pool_release=tuple(raw.get("pool_release", ())),
         sync_release=tuple(raw.get("sync_release", ())),
         lifetime=choice("lifetime", LIFETIME_VALUES, "short"),
+        close_twice=choice("close_twice", TWICE_VALUES, "unknown"),
+        exit_after_close=choice("exit_after_close", TWICE_VALUES, "unknown"),
         **flags,
     )
 
