@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class ResourceApi:
     is_async: bool = False
     lifetime: str = "short"
     report_in_function: bool = False
+    # keyword arguments that, passed a literal True, make the call build the object without acquiring
+    # anything (pymysql's defer_connect=True: no socket until conn.connect())
+    deferred_by: tuple[str, ...] = ()
+    opened_by: tuple[str, ...] = ()  # methods that acquire what a deferred construction did not
     close_twice: str = "unknown"  # x.close() when x is already closed
     exit_after_close: str = "unknown"  # leaving ``with x:`` when x was closed inside the block
 
@@ -54,6 +58,10 @@ class ResourceApi:
     def must_await(self, method: str) -> bool:
         """Is ``x.method()`` a coroutine that only releases when awaited?"""
         return self.release_awaited and method not in self.sync_release
+
+    def defers(self, call_keywords: dict[str, object]) -> bool:
+        """Does a call with these keyword arguments (constant values only) acquire nothing yet?"""
+        return any(call_keywords.get(name) is True for name in self.deferred_by)
 
     @property
     def second_release_raises(self) -> bool:
@@ -88,6 +96,11 @@ class Catalog:
         """Top-level module names a file must mention to acquire anything from the catalog."""
         names = set(self.resources) | set(self.constructors) | set(self.values) | set(self.types)
         return frozenset(name.split(".", 1)[0] for name in names)
+
+    @cached_property
+    def deferring_keywords(self) -> frozenset[str]:
+        """Keyword arguments that can make an acquire call build without acquiring (defer_connect)."""
+        return frozenset(k for r in self.resources.values() for k in r.deferred_by)
 
     def canonical_type(self, name: str) -> str:
         return self.type_aliases.get(name, name)
@@ -124,7 +137,7 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         return str(value)
 
     known = {"api", "aliases", "kind", "returns", "release", "pool_release", "sync_release", "context_manager",
-             "fix", "lifetime", "close_twice", "exit_after_close", *_BOOL_FIELDS}
+             "fix", "lifetime", "close_twice", "exit_after_close", "deferred_by", "opened_by", *_BOOL_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -139,6 +152,8 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         aliases=tuple(raw.get("aliases", ())),
         pool_release=tuple(raw.get("pool_release", ())),
         sync_release=tuple(raw.get("sync_release", ())),
+        deferred_by=tuple(raw.get("deferred_by", ())),
+        opened_by=tuple(raw.get("opened_by", ())),
         lifetime=choice("lifetime", LIFETIME_VALUES, "short"),
         close_twice=choice("close_twice", TWICE_VALUES, "unknown"),
         exit_after_close=choice("exit_after_close", TWICE_VALUES, "unknown"),
