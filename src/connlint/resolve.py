@@ -193,6 +193,8 @@ class Scope:
     imports: dict[str, str] = field(default_factory=dict)
     # names bound only to deferred constructions (pymysql defer_connect=True) -> their catalog record
     deferred: dict[str, ResourceApi] = field(default_factory=dict)
+    # those of them the function never opens (no conn.connect()): their methods acquire nothing
+    unopened: frozenset[str] = frozenset()
 
     def shadows(self, expr: ast.expr) -> bool:
         while isinstance(expr, ast.Attribute):
@@ -339,6 +341,14 @@ class Resolver:
                                     scope.types[item.optional_vars.id] = found
             for name in not_deferred:
                 scope.deferred.pop(name, None)
+            if scope.deferred:
+                opened = {
+                    node.func.value.id for node in self.index.of(func)
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in scope.deferred
+                    and node.func.attr in scope.deferred[node.func.value.id].opened_by
+                }
+                scope.unopened = frozenset(scope.deferred) - opened
         return scope
 
     def expr_type(self, expr: ast.expr, scope: Scope) -> str | None:
@@ -398,6 +408,8 @@ class Resolver:
                 local = dotted(func) or q.rpartition(".")[2]
                 return Origin(found.api, f"{local}(){found.display}")
         if isinstance(func, ast.Attribute):
+            if scope.unopened and isinstance(func.value, ast.Name) and func.value.id in scope.unopened:
+                return None  # a cursor of a connection that was built but never connected
             recv_type = self.expr_type(func.value, scope)
             if recv_type is not None:
                 api = self.catalog.resource_for_method(recv_type, func.attr)

@@ -80,6 +80,18 @@ class ResourceApi:
 
 
 @dataclass(frozen=True)
+class Registry:
+    """A long-lived object that hands out one resource per scope (thread, request, task) and must be
+    told when the scope ends: SQLAlchemy's ``scoped_session``, whose ``remove()`` closes the session
+    of the current scope and forgets it."""
+
+    call: str
+    kind: str  # what it hands out (session)
+    release: tuple[str, ...]  # registry methods that release the current scope's resource
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Indexes over the records: by callable name, by (type, method) and by type spelling."""
 
@@ -90,6 +102,7 @@ class Catalog:
     type_aliases: dict[str, str] = field(default_factory=dict)
     methods: dict[tuple[str, str], ResourceApi] = field(default_factory=dict)
     types: frozenset[str] = frozenset()
+    registries: dict[str, Registry] = field(default_factory=dict)  # by every spelling of the call
 
     @property
     def root_modules(self) -> frozenset[str]:
@@ -161,6 +174,16 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
     )
 
 
+def _registry(raw: dict[str, Any], where: str) -> Registry:
+    unknown = set(raw) - {"call", "aliases", "kind", "release"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    for key in ("call", "kind", "release"):
+        if key not in raw:
+            raise CatalogError(f"{where}: missing '{key}'")
+    return Registry(str(raw["call"]), str(raw["kind"]), tuple(raw["release"]), tuple(raw.get("aliases", ())))
+
+
 def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> Catalog:
     """Index the records of a parsed catalog file plus any user-declared resources."""
     resources: dict[str, ResourceApi] = {}
@@ -196,7 +219,13 @@ def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> 
             owner, _, method = name.rpartition(".")
             if owner in types:
                 methods[(owner, method)] = record
+    registries: dict[str, Registry] = {}
+    for i, raw in enumerate(data.get("registry", [])):
+        registry = _registry(raw, f"registry {raw.get('call', i)!r}")
+        for name in (registry.call, *registry.aliases):
+            registries[name] = registry
     return Catalog(
+        registries=registries,
         resources=resources,
         constructors=constructors,
         values=values,
