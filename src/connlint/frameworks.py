@@ -381,7 +381,8 @@ def _removes_in_finally(func: FuncDef, registry: ScopedRegistry, names: frozense
             for item in node.items:
                 expr = item.context_expr
                 if isinstance(expr, ast.Call) and (
-                    (isinstance(expr.func, ast.Name) and expr.func.id in names)
+                    # with Session() / with Session.begin() / with session_scope() (a function that removes)
+                    (isinstance(expr.func, ast.Name) and (expr.func.id in names or expr.func.id in removers))
                     or (isinstance(expr.func, ast.Attribute) and isinstance(expr.func.value, ast.Name)
                         and expr.func.value.id in names and expr.func.attr == "begin")
                 ):
@@ -396,9 +397,9 @@ def scoped_session_findings(tree: ast.Module, resolver: Resolver, root: str | No
     if not registries:
         return
     parents = _parents(tree)
-    project = _project_sources(root) if root is not None else None
     module = resolver.module
     for reg in registries:
+        project = _project_sources(root, reg.name) if root is not None else None
         names = frozenset({reg.name})
         if _escapes(tree, names, parents, reg.call) or (project is not None and project.zope):
             continue
@@ -425,8 +426,6 @@ def _request_finding(tree: ast.Module, resolver: Resolver, reg: ScopedRegistry, 
         qualified = f"{module}.{reg.name}"
         for other, text in project.files:
             if path is not None and os.path.abspath(other) == os.path.abspath(path):
-                continue
-            if not re.search(rf"\b{re.escape(reg.name)}\b", text):
                 continue
             usage = _other_module_usage(other, text, qualified, module, reg)
             if usage is None:
@@ -466,23 +465,45 @@ def _other_module_usage(path: str, text: str, qualified: str, module: str,
     index = ScopeIndex(tree)
     defs = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     imports = ImportMap(index.imports, defs, package=package)
-    # the names the registry has here: "from app.db import Session [as S]", or "db.Session" via "import app.db as db"
-    local = frozenset(n for n, target in imports.names.items() if target == qualified)
+    # any "Session.remove" in the text counts (also through names this cannot follow, like star imports)
+    if re.search(rf"\b{re.escape(reg.name)}\s*\.\s*(?:{'|'.join(reg.registry.release)})\b", text):
+        return True, None
+    # the names the registry has here: "from app.db import Session [as S]" (or "from app.db import *"),
+    # and "db.Session" through "import app.db as db" / "from app import db"
+    local = {n for n, target in imports.names.items() if target == qualified}
+    if any(isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names) for node in index.imports):
+        local.add(reg.name)
+    names = frozenset(local)
     parents = _parents(tree)
-    if local and _escapes(tree, local, parents):
+    if names and _escapes(tree, names, parents):
         return None
     via_module = {n for n, target in imports.names.items() if target == module}
-    if via_module and re.search(rf"\b{re.escape(reg.name)}\s*\.\s*(?:{'|'.join(reg.registry.release)})\b", text):
+    if via_module and _attribute_escapes(tree, via_module, reg.name, parents):
+        return None
+    if any(reg.is_release(node, names) for node in ast.walk(tree)):
         return True, None
-    if any(reg.is_release(node, local) for node in ast.walk(tree)):
-        return True, None
-    if not local:
+    if not names:
         return False, None
     frameworks = {q.split(".", 1)[0] for q in imports.names.values()}
     for func in request_handlers(tree, imports.qualify, frameworks):
-        if _uses(func, local, reg, parents) is not None:
+        if _uses(func, names, reg, parents) is not None:
             return False, func
     return False, None
+
+
+def _attribute_escapes(tree: ast.AST, modules: set[str], name: str, parents: dict[int, ast.AST]) -> bool:
+    """Is ``db.Session`` (``db`` one of these module names) used other than as ``db.Session(...)`` or
+    ``db.Session.attr``?"""
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr == name and isinstance(node.value, ast.Name)
+                and node.value.id in modules):
+            parent = parents.get(id(node))
+            if isinstance(parent, ast.Attribute) and parent.value is node:
+                continue
+            if isinstance(parent, ast.Call) and parent.func is node:
+                continue
+            return True
+    return False
 
 
 def _thread_findings(tree: ast.Module, resolver: Resolver, reg: ScopedRegistry, names: frozenset[str],
@@ -500,9 +521,13 @@ def _thread_findings(tree: ast.Module, resolver: Resolver, reg: ScopedRegistry, 
             continue
         reported.add(id(func))
         release = reg.registry.release[0]
-        unguarded = next((n for n in ast.walk(func) if reg.is_release(n, names)), None)
+        unguarded = next((n for n in ast.walk(func) if reg.is_release(n, names) or (
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in removers)), None)
         kind = reg.registry.kind
-        how = (f"calls {reg.name}.{release}() at line {unguarded.lineno} outside a 'finally': an exception "
+        called = f"{reg.name}.{release}()"
+        if isinstance(unguarded, ast.Call) and isinstance(unguarded.func, ast.Name):
+            called = f"{unguarded.func.id}() (which calls {reg.name}.{release}())"
+        how = (f"calls {called} at line {unguarded.lineno} outside a 'finally': an exception "
                f"before it leaves the thread's {kind}, its connection and transaction behind"
                if isinstance(unguarded, ast.expr) else
                f"never calls {reg.name}.{release}(): the thread's {kind} keeps its connection and transaction "
@@ -517,34 +542,36 @@ def _thread_findings(tree: ast.Module, resolver: Resolver, reg: ScopedRegistry, 
 
 @dataclass(frozen=True)
 class ProjectSources:
-    files: tuple[tuple[str, str], ...]  # (path, text) of the files that may use a module's registry
+    files: tuple[tuple[str, str], ...]  # (path, text) of the files that name the registry
     zope: bool  # the project uses zope.sqlalchemy (its transaction manager closes the sessions)
     truncated: bool  # too many files to read: nothing can be told for certain
 
 
 @lru_cache(maxsize=16)
-def _project_sources(root: str) -> ProjectSources:
-    """The Python files under a project root that mention a scoped_session registry's usual
-    companions (imports of a project module), for the registry checks."""
+def _project_sources(root: str, name: str) -> ProjectSources:
+    """The Python files under a project root whose text names a registry (``name``), for the
+    registry checks (read once per process and name)."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
     files: list[tuple[str, str]] = []
     count = 0
     zope = False
-    for dirpath, dirs, names in os.walk(root):
+    for dirpath, dirs, filenames in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and d not in ("node_modules", "__pycache__", "site-packages", "venv", "env"))
-        for name in sorted(names):
-            if not name.endswith(".py"):
+        for filename in sorted(filenames):
+            if not filename.endswith(".py"):
                 continue
             count += 1
             if count > _MAX_PROJECT_FILES:
                 return ProjectSources(tuple(files), zope, truncated=True)
             try:
-                with open(os.path.join(dirpath, name), encoding="utf-8", errors="replace") as fh:
+                with open(os.path.join(dirpath, filename), encoding="utf-8", errors="replace") as fh:
                     text = fh.read()
             except OSError:
                 continue
             zope = zope or bool(_ZOPE.search(text))
-            files.append((os.path.join(dirpath, name), text))
+            if word.search(text):
+                files.append((os.path.join(dirpath, filename), text))
     return ProjectSources(tuple(files), zope, truncated=False)
 
 
