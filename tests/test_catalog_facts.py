@@ -659,6 +659,144 @@ def test_mysql_claim(api: str, my: My) -> None:
     check_claim(api, lambda: MYSQL[api](my))
 
 
+# ============================================================================================ second release
+#
+# ``close_twice`` / ``exit_after_close``: what releasing an object that is already closed does. An
+# opener makes a fresh object of the record's API and returns it with the clean-up of what it needed
+# (the parent connection of a cursor, a pool); the probe closes the object and then releases it a
+# second time, by ``close()`` or by leaving ``with obj:`` (the close runs inside the block).
+
+
+Opened = tuple[Any, Callable[[], None]]
+
+
+def second_release(open_: Callable[[], Opened], how: str) -> str:
+    obj, cleanup = open_()
+    try:
+        try:
+            if how == "close_twice":
+                obj.close()
+                obj.close()
+            else:
+                with obj:
+                    obj.close()
+        except Exception:
+            return "raises"
+        return "no-op"
+    finally:
+        cleanup()
+
+
+def _child(parent: Any, make: Callable[[Any], Any]) -> Opened:
+    return make(parent), parent.close
+
+
+def _embedded_openers(tmp_path: Path) -> dict[str, Callable[[], Opened]]:
+    import duckdb
+
+    return {
+        "sqlite3.connect": lambda: (sqlite3.connect(tmp_path / "twice.sqlite3"), lambda: None),
+        "sqlite3.Connection.cursor": lambda: _child(sqlite3.connect(":memory:"), lambda c: c.cursor()),
+        "duckdb.connect": lambda: (duckdb.connect(), lambda: None),
+        "duckdb.DuckDBPyConnection.cursor": lambda: _child(duckdb.connect(), lambda c: c.cursor()),
+    }
+
+
+def _pg_openers(pg: Pg) -> dict[str, Callable[[], Opened]]:
+    import psycopg
+    import psycopg2
+
+    return {
+        "psycopg2.connect": lambda: (psycopg2.connect(pg.dsn), lambda: None),
+        "psycopg2.extensions.connection.cursor": lambda: _child(psycopg2.connect(pg.dsn), lambda c: c.cursor()),
+        "psycopg.connect": lambda: (psycopg.connect(pg.dsn), lambda: None),
+        "psycopg.Connection.cursor": lambda: _child(psycopg.connect(pg.dsn), lambda c: c.cursor()),
+    }
+
+
+def _mysql_pooled(my: My) -> Opened:
+    from mysql.connector import pooling
+
+    # two connections in the pool, one of them checked out, so that a second return finds room
+    pool = pooling.MySQLConnectionPool(pool_name=dbservers.unique_tag("cl_twice"), pool_size=2,
+                                       **_mysql_connector_params(my))
+    return pool.get_connection(), pool._remove_connections
+
+
+def _mysql_openers(my: My) -> dict[str, Callable[[], Opened]]:
+    import mysql.connector
+    import pymysql
+
+    def pymysql_cleanup(conn: Any) -> Callable[[], None]:
+        return lambda: conn.close() if conn.open else None
+
+    def pymysql_connect() -> Opened:
+        conn = pymysql.connect(**my.params)
+        return conn, pymysql_cleanup(conn)
+
+    def pymysql_cursor() -> Opened:
+        conn = pymysql.connect(**my.params)
+        return conn.cursor(), pymysql_cleanup(conn)
+
+    return {
+        "pymysql.connect": pymysql_connect,
+        "pymysql.connections.Connection.cursor": pymysql_cursor,
+        "mysql.connector.connect": lambda: (mysql.connector.connect(**_mysql_connector_params(my)), lambda: None),
+        "mysql.connector.MySQLConnection.cursor": lambda: _child(
+            mysql.connector.connect(**_mysql_connector_params(my)), lambda c: c.cursor()),
+        "mysql.connector.pooling.MySQLConnectionPool.get_connection": lambda: _mysql_pooled(my),
+    }
+
+
+def check_second_release(api: str, open_: Callable[[], Opened]) -> None:
+    record = CATALOG.resources[api]
+    facts = {"close_twice": record.close_twice, "exit_after_close": record.exit_after_close}
+    assert facts["close_twice"] != "unknown", f"{api}: the catalog does not say what a second close() does"
+    for how, claim in facts.items():
+        if claim == "unknown":
+            continue
+        observed = second_release(open_, how)
+        assert observed == claim, f"catalog: {how} on {api} -> {claim!r}; the real driver -> {observed!r}"
+
+
+SECOND_RELEASE_EMBEDDED = ("sqlite3.connect", "sqlite3.Connection.cursor", "duckdb.connect",
+                           "duckdb.DuckDBPyConnection.cursor")
+SECOND_RELEASE_PG = ("psycopg2.connect", "psycopg2.extensions.connection.cursor", "psycopg.connect",
+                     "psycopg.Connection.cursor")
+SECOND_RELEASE_MYSQL = ("pymysql.connect", "pymysql.connections.Connection.cursor", "mysql.connector.connect",
+                        "mysql.connector.MySQLConnection.cursor",
+                        "mysql.connector.pooling.MySQLConnectionPool.get_connection")
+
+
+@pytest.mark.parametrize("api", SECOND_RELEASE_EMBEDDED)
+def test_embedded_second_release(api: str, tmp_path: Path) -> None:
+    pytest.importorskip("duckdb")
+    check_second_release(api, _embedded_openers(tmp_path)[api])
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("api", SECOND_RELEASE_PG)
+def test_postgres_second_release(api: str, pg: Pg) -> None:
+    check_second_release(api, _pg_openers(pg)[api])
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("api", SECOND_RELEASE_MYSQL)
+def test_mysql_second_release(api: str, my: My) -> None:
+    check_second_release(api, _mysql_openers(my)[api])
+
+
+def test_the_fix_never_adds_a_release_that_raises() -> None:
+    """The fix's own release is the ``with`` exit for its with-forms and close() for the others."""
+    from connlint.catalog import WITH_FIXES
+
+    for record in set(CATALOG.resources.values()):
+        fact = record.exit_after_close if record.fix in WITH_FIXES else record.close_twice
+        assert record.second_release_raises == (fact == "raises"), record.api
+    assert CATALOG.resources["pymysql.connect"].second_release_raises
+    assert not CATALOG.resources["sqlite3.connect"].second_release_raises  # closing(): close() twice is fine
+
+
 # ============================================================================================ coverage
 
 # the drivers the `test` extra installs: every catalog record for them must have a probe above
@@ -679,3 +817,9 @@ def test_every_claim_about_an_installed_driver_is_probed() -> None:
     probed = set(EMBEDDED) | set(POSTGRES) | set(MYSQL)
     assert probed <= records, f"probes for APIs the catalog does not list: {sorted(probed - records)}"
     assert claimed <= probed, f"catalog claims nobody checks against the driver: {sorted(claimed - probed)}"
+    twice = {api for api in records if CATALOG.resources[api].close_twice != "unknown"
+             or CATALOG.resources[api].exit_after_close != "unknown"}
+    run = set(SECOND_RELEASE_EMBEDDED) | set(SECOND_RELEASE_PG) | set(SECOND_RELEASE_MYSQL)
+    read_in_source = {"MySQLdb.connect", "MySQLdb.connections.Connection.cursor", "oracledb.connect"}
+    assert twice & {api for api in records if api.startswith(PROBED_DRIVERS)} <= run
+    assert twice <= run | read_in_source, f"second-release facts nobody checked: {sorted(twice - run - read_in_source)}"

@@ -88,3 +88,29 @@ def test_fixable_results_carry_a_fix_that_applies(sarif_schema: dict, tmp_path: 
     fixed = "".join(lines)
     assert "with contextlib.closing(sqlite3.connect(path)) as conn:" in fixed
     compile(fixed, "m.py", "exec")
+
+
+def test_columns_are_code_points_on_lines_with_non_ascii_text(sarif_schema: dict, tmp_path: Path) -> None:
+    # 'é' is 2 bytes in UTF-8 and '€' 3: the ast (and flake8) count bytes, SARIF declares code points
+    src = (
+        "import sqlite3\n\n\ndef f(path):\n"
+        "    \x0c\n"  # a form feed: the parser keeps it inside the line, str.splitlines() would split there
+        "    café = '€'; conn = sqlite3.connect(path)\n"
+        "    return conn.execute('select 1').fetchone()\n"
+    )
+    path = tmp_path / "m.py"
+    path.write_text(src, encoding="utf-8")
+    log = sarif_for(str(path))
+    jsonschema.validate(log, sarif_schema, format_checker=jsonschema.FormatChecker())
+    run = log["runs"][0]
+    assert run["columnKind"] == "unicodeCodePoints"
+    (result,) = run["results"]
+    region = result["locations"][0]["physicalLocation"]["region"]
+    line = src.split("\n")[region["startLine"] - 1]
+    assert region["startLine"] == 6
+    start, end = region["startColumn"] - 1, region["endColumn"] - 1
+    assert line[start:end] == "sqlite3.connect(path)"
+    # the flake8-style columns of the other formats stay byte offsets
+    concise = subprocess.run([sys.executable, "-m", "connlint", "check", "--format", "concise", str(path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    assert f":6:{len(line[:start].encode('utf-8')) + 1}: CNL001" in concise

@@ -566,6 +566,8 @@ class ModuleChecker:
             q.split(".", 1)[0] == "flask" for q in self.resolver.imports.names.values()
         ):
             findings.extend(self._flask_findings())
+        if (self.options.enabled("CNL010") or self.options.enabled("CNL011")) and self.catalog.registries:
+            findings.extend(self._scoped_session_findings())
         if self.options.enabled("CNL900"):
             for f, reason in self._skipped.values():
                 node = f.node
@@ -597,6 +599,20 @@ class ModuleChecker:
                 f"teardown_appcontext/teardown_request handler closes it",
                 call.end_lineno or call.lineno, (call.end_col_offset or call.col_offset) + 1,
                 Leak(store.origin.api, None, False, 0),
+            )
+
+    def _scoped_session_findings(self) -> Iterator[Finding]:
+        from connlint.frameworks import scoped_session_findings
+        from connlint.project import module_name
+
+        root = module_name(self.path)[1] if self.path is not None else None
+        for found in scoped_session_findings(self.tree, self.resolver, root, self.path,
+                                             thread_check=self.options.enabled("CNL011"),
+                                             request_check=self.options.enabled("CNL010")):
+            node = found.node
+            yield Finding(
+                node.lineno, node.col_offset + 1, found.code, found.message,
+                node.end_lineno or node.lineno, (node.end_col_offset or node.col_offset) + 1,
             )
 
     def _class_findings(self) -> Iterator[Finding]:

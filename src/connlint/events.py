@@ -213,6 +213,22 @@ class EventBuilder:
             self._stmt(stmt, out)
         return out
 
+    def _opens_deferred(self, expr: ast.expr, out: list[Event]) -> bool:
+        """``conn.connect()`` on a name bound to a deferred construction acquires into that name."""
+        if not self.scope.deferred or not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Attribute):
+            return False
+        receiver = expr.func.value
+        if not isinstance(receiver, ast.Name) or receiver.id not in self.scope.deferred:
+            return False
+        api = self.scope.deferred[receiver.id]
+        if expr.func.attr not in api.opened_by:
+            return False
+        for arg in (*expr.args, *(kw.value for kw in expr.keywords)):
+            self._expr(arg, out)
+        origin = Origin(api, f"{receiver.id}.{expr.func.attr}() ({api.api}(..., {api.deferred_by[0]}=True))")
+        out.append(Event(ACQ, receiver.id, self._site(expr, origin, receiver.id).id))
+        return True
+
     def _stmt(self, stmt: ast.AST, out: list[Event]) -> None:
         if isinstance(stmt, ast.Assign):
             self._assign(stmt.targets, stmt.value, out)
@@ -222,7 +238,8 @@ class EventBuilder:
         elif isinstance(stmt, ast.AugAssign):
             self._expr(stmt.value, out)
         elif isinstance(stmt, ast.Expr):
-            self._expr(stmt.value, out, top=True)
+            if not self._opens_deferred(stmt.value, out):
+                self._expr(stmt.value, out, top=True)
         elif isinstance(stmt, ast.Return):
             if stmt.value is not None:
                 self._return(stmt.value, out)

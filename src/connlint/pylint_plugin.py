@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 
 def message_id(code: str) -> str:
-    """CNL001 -> W8401, CNL101 -> W8411, CNL901 -> W8491 (W84xx: connlint's block)."""
+    """CNL001 -> W8401, CNL010 -> W8420, CNL101 -> W8411, CNL901 -> W8491 (W84xx: connlint's block;
+    W842x holds CNL010..CNL019, which do not fit the one digit that CNL00x and CNL10x use)."""
     series, number = code[3], int(code[4:])
+    if series == "0" and 10 <= number < 20:
+        return f"W842{number - 10}"
     return f"W84{series}{number}" if series in "01" and number < 10 else f"W84{series}{number % 10}"
 
 

@@ -192,6 +192,10 @@ class Scope:
     local_names: frozenset[str] = frozenset()
     # imports inside the function body: local name -> qualified name
     imports: dict[str, str] = field(default_factory=dict)
+    # names bound only to deferred constructions (pymysql defer_connect=True) -> their catalog record
+    deferred: dict[str, ResourceApi] = field(default_factory=dict)
+    # those of them the function never opens (no conn.connect()): their methods acquire nothing
+    unopened: frozenset[str] = frozenset()
 
     def shadows(self, expr: ast.expr) -> bool:
         while isinstance(expr, ast.Attribute):
@@ -325,6 +329,7 @@ class Resolver:
                     if t in self.catalog.types:
                         scope.types[arg.arg] = t
         if with_locals and typed:
+            not_deferred: set[str] = set()
             for _ in range(2):
                 for node in typed:
                     for target, value in _assignments(node):
@@ -332,12 +337,28 @@ class Resolver:
                             found = self.expr_type(value, scope)
                             if found:
                                 scope.types[target.id] = found
+                            deferred = self.deferred(value, scope)
+                            if deferred is not None:
+                                scope.deferred[target.id] = deferred
+                            else:
+                                not_deferred.add(target.id)
                     if isinstance(node, (ast.With, ast.AsyncWith)):
                         for item in node.items:
                             if isinstance(item.optional_vars, ast.Name):
+                                not_deferred.add(item.optional_vars.id)
                                 found = self.expr_type(item.context_expr, scope)
                                 if found:
                                     scope.types[item.optional_vars.id] = found
+            for name in not_deferred:
+                scope.deferred.pop(name, None)
+            if scope.deferred:
+                opened = {
+                    node.func.value.id for node in self.index.of(func)
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in scope.deferred
+                    and node.func.attr in scope.deferred[node.func.value.id].opened_by
+                }
+                scope.unopened = frozenset(scope.deferred) - opened
         return scope
 
     def expr_type(self, expr: ast.expr, scope: Scope) -> str | None:
@@ -370,6 +391,9 @@ class Resolver:
             origin = self.acquisition(expr, scope)
             if origin is not None:
                 return origin.api.returns
+            deferred = self.deferred(expr, scope)
+            if deferred is not None:
+                return deferred.returns  # built, not connected: still typed (conn.cursor() acquires)
             q = self.qualify(expr.func, scope)
             if q in ("contextlib.closing", "contextlib.aclosing") and expr.args:
                 return self.expr_type(expr.args[0], scope)
@@ -386,12 +410,16 @@ class Resolver:
         if q is not None:
             api = self.catalog.resource_for_call(q)
             if api is not None:
+                if api.deferred_by and api.defers(_constant_keywords(call)):
+                    return None
                 return Origin(api, f"{q}()")
             found = self.project_lookup(q)
             if found is not None:
                 local = dotted(func) or q.rpartition(".")[2]
                 return Origin(found.api, f"{local}(){found.display}")
         if isinstance(func, ast.Attribute):
+            if scope.unopened and isinstance(func.value, ast.Name) and func.value.id in scope.unopened:
+                return None  # a cursor of a connection that was built but never connected
             recv_type = self.expr_type(func.value, scope)
             if recv_type is not None:
                 api = self.catalog.resource_for_method(recv_type, func.attr)
@@ -416,6 +444,17 @@ class Resolver:
                 api = self.catalog.resource_for_method(t, "__call__")
                 if api is not None:
                     return Origin(api, f"{source_text(func)}()")
+        return None
+
+    def deferred(self, expr: ast.expr, scope: Scope) -> ResourceApi | None:
+        """The catalog record of a call that builds its object without acquiring it yet
+        (``pymysql.connect(..., defer_connect=True)``); None for anything else."""
+        if not isinstance(expr, ast.Call) or not any(kw.arg in self.catalog.deferring_keywords for kw in expr.keywords):
+            return None
+        q = self.qualify(expr.func, scope)
+        api = self.catalog.resource_for_call(q) if q is not None else None
+        if api is not None and api.deferred_by and api.defers(_constant_keywords(expr)):
+            return api
         return None
 
     def may_acquire(self, func: ast.AST, local_functions: frozenset[str] = frozenset()) -> bool:
@@ -448,6 +487,11 @@ class Resolver:
             cached = frozenset(names)
             self._trigger_names = cached
         return cached
+
+
+def _constant_keywords(call: ast.Call) -> dict[str, object]:
+    return {kw.arg: kw.value.value for kw in call.keywords
+            if kw.arg is not None and isinstance(kw.value, ast.Constant)}
 
 
 def _is_staticmethod(func: FuncDef | ast.Lambda) -> bool:

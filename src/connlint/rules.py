@@ -62,6 +62,17 @@ RULES: tuple[Rule, ...] = (
         "A resource stored on flask.g is not closed by any teardown_appcontext/teardown_request handler.",
     ),
     Rule(
+        "CNL010",
+        "scoped-session-not-removed",
+        "A scoped_session registry is used by request handlers but nothing in the project calls its "
+        "remove() at the end of a request.",
+    ),
+    Rule(
+        "CNL011",
+        "scoped-session-not-removed-in-thread",
+        "A thread's target uses a scoped_session registry without calling its remove() in a 'finally'.",
+    ),
+    Rule(
         "CNL101",
         "resource-not-closed-on-exception",
         "A resource is closed on every normal path but not when a statement between acquisition "

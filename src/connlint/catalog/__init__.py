@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 CONTEXT_MANAGER_VALUES = ("closes", "commits-then-closes", "returns-to-pool", "transaction-only", "none")
 FIX_VALUES = ("with", "closing", "async-with", "async-with-await", "try-finally", "pool-try-finally", "none")
 LIFETIME_VALUES = ("short", "long-lived")
+# what releasing an already released object does (a second close(), or leaving its ``with`` after close())
+TWICE_VALUES = ("no-op", "raises", "unknown")
+WITH_FIXES = ("with", "async-with", "async-with-await")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class ResourceApi:
     is_async: bool = False
     lifetime: str = "short"
     report_in_function: bool = False
+    # keyword arguments that, passed a literal True, make the call build the object without acquiring
+    # anything (pymysql's defer_connect=True: no socket until conn.connect())
+    deferred_by: tuple[str, ...] = ()
+    opened_by: tuple[str, ...] = ()  # methods that acquire what a deferred construction did not
+    close_twice: str = "unknown"  # x.close() when x is already closed
+    exit_after_close: str = "unknown"  # leaving ``with x:`` when x was closed inside the block
 
     @property
     def cm_releases(self) -> bool:
@@ -50,6 +59,17 @@ class ResourceApi:
         """Is ``x.method()`` a coroutine that only releases when awaited?"""
         return self.release_awaited and method not in self.sync_release
 
+    def defers(self, call_keywords: dict[str, object]) -> bool:
+        """Does a call with these keyword arguments (constant values only) acquire nothing yet?"""
+        return any(call_keywords.get(name) is True for name in self.deferred_by)
+
+    @property
+    def second_release_raises(self) -> bool:
+        """Does the release that connlint's fix adds raise when the object is already closed? (the
+        ``with`` forms release by leaving the block, the others by calling ``close()``)"""
+        fact = self.exit_after_close if self.fix in WITH_FIXES else self.close_twice
+        return fact == "raises"
+
     @property
     def is_pool_checkout(self) -> bool:
         return self.kind == "pooled connection"
@@ -57,6 +77,18 @@ class ResourceApi:
     @property
     def tracked_in_functions(self) -> bool:
         return self.lifetime == "short" or self.report_in_function
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A long-lived object that hands out one resource per scope (thread, request, task) and must be
+    told when the scope ends: SQLAlchemy's ``scoped_session``, whose ``remove()`` closes the session
+    of the current scope and forgets it."""
+
+    call: str
+    kind: str  # what it hands out (session)
+    release: tuple[str, ...]  # registry methods that release the current scope's resource
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,12 +102,18 @@ class Catalog:
     type_aliases: dict[str, str] = field(default_factory=dict)
     methods: dict[tuple[str, str], ResourceApi] = field(default_factory=dict)
     types: frozenset[str] = frozenset()
+    registries: dict[str, Registry] = field(default_factory=dict)  # by every spelling of the call
 
     @property
     def root_modules(self) -> frozenset[str]:
         """Top-level module names a file must mention to acquire anything from the catalog."""
         names = set(self.resources) | set(self.constructors) | set(self.values) | set(self.types)
         return frozenset(name.split(".", 1)[0] for name in names)
+
+    @cached_property
+    def deferring_keywords(self) -> frozenset[str]:
+        """Keyword arguments that can make an acquire call build without acquiring (defer_connect)."""
+        return frozenset(k for r in self.resources.values() for k in r.deferred_by)
 
     def canonical_type(self, name: str) -> str:
         return self.type_aliases.get(name, name)
@@ -112,7 +150,7 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         return str(value)
 
     known = {"api", "aliases", "kind", "returns", "release", "pool_release", "sync_release", "context_manager",
-             "fix", "lifetime", *_BOOL_FIELDS}
+             "fix", "lifetime", "close_twice", "exit_after_close", "deferred_by", "opened_by", *_BOOL_FIELDS}
     unknown = set(raw) - known
     if unknown:
         raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -127,9 +165,23 @@ def _resource(raw: dict[str, Any], where: str) -> ResourceApi:
         aliases=tuple(raw.get("aliases", ())),
         pool_release=tuple(raw.get("pool_release", ())),
         sync_release=tuple(raw.get("sync_release", ())),
+        deferred_by=tuple(raw.get("deferred_by", ())),
+        opened_by=tuple(raw.get("opened_by", ())),
         lifetime=choice("lifetime", LIFETIME_VALUES, "short"),
+        close_twice=choice("close_twice", TWICE_VALUES, "unknown"),
+        exit_after_close=choice("exit_after_close", TWICE_VALUES, "unknown"),
         **flags,
     )
+
+
+def _registry(raw: dict[str, Any], where: str) -> Registry:
+    unknown = set(raw) - {"call", "aliases", "kind", "release"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    for key in ("call", "kind", "release"):
+        if key not in raw:
+            raise CatalogError(f"{where}: missing '{key}'")
+    return Registry(str(raw["call"]), str(raw["kind"]), tuple(raw["release"]), tuple(raw.get("aliases", ())))
 
 
 def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> Catalog:
@@ -167,7 +219,13 @@ def build_catalog(data: dict[str, Any], extra: tuple[ResourceApi, ...] = ()) -> 
             owner, _, method = name.rpartition(".")
             if owner in types:
                 methods[(owner, method)] = record
+    registries: dict[str, Registry] = {}
+    for i, raw in enumerate(data.get("registry", [])):
+        registry = _registry(raw, f"registry {raw.get('call', i)!r}")
+        for name in (registry.call, *registry.aliases):
+            registries[name] = registry
     return Catalog(
+        registries=registries,
         resources=resources,
         constructors=constructors,
         values=values,

@@ -62,8 +62,6 @@ _STORING = frozenset({
 })
 _REGISTERING = frozenset({"closing", "aclosing", "finalize", "register", "callback", "addCleanup"})
 _CONSTRUCTING = frozenset({"__init__", "__new__", "setattr", "__setattr__", "__setitem__"})
-# drivers whose close() raises on a closed connection ("Already closed"), so ``with`` must be the only close
-_CLOSE_RAISES = frozenset({"pymysql", "MySQLdb"})
 _HARMLESS = _VALUE_BUILTINS | {"getattr", "hasattr", "vars", "dir"}
 # session methods after which the object belongs to the session (and is detached when it closes)
 _ATTACHING = frozenset({"add", "add_all", "merge", "refresh", "expire", "delete", "flush",
@@ -643,7 +641,7 @@ class Analyzer:
             (isinstance(func, cst.Name) and func.value in helpers) or name in self.configured_helpers
         ) and any(_is_name(a, var) for a in args):
             found.problems.append((line, f"'{callee}()' closes '{var}' too"))
-        elif _close_raises_twice(api) and any(_is_name(a, var) for a in args) and callee not in _HARMLESS:
+        elif api.second_release_raises and any(_is_name(a, var) for a in args) and callee not in _HARMLESS:
             found.problems.append((
                 line, f"'{var}' is passed to {callee}(), which may close it, and a second close() of "
                 f"{api.api.split('.', 1)[0]} raises",
@@ -784,10 +782,6 @@ class Analyzer:
 
 def _is_name(node: cst.CSTNode | None, name: str) -> bool:
     return isinstance(node, cst.Name) and node.value == name
-
-
-def _close_raises_twice(api: ResourceApi) -> bool:
-    return api.kind != "cursor" and api.api.split(".", 1)[0] in _CLOSE_RAISES
 
 
 def _stores(target: cst.CSTNode) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +27,32 @@ def _full_description(code: str) -> str:
     # the "What it does" section, first paragraph
     part = text.split("## What it does", 1)[-1].split("##", 1)[0].strip()
     return part.split("\n\n", 1)[0].replace("\n", " ") or rules.BY_CODE[code].summary
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def source_lines(path: str) -> list[str] | None:
+    """The file's lines as the parser numbers them (``str.splitlines`` would also split at form
+    feeds and U+2028, which the parser keeps inside a line); None if it cannot be read."""
+    from connlint.files import UnreadableFile, read_source
+
+    try:
+        return _NEWLINE.split(read_source(path).text)
+    except UnreadableFile:
+        return None
+
+
+def code_point_column(lines: list[str] | None, line: int, column: int) -> int:
+    """A 1-based column counted in UTF-8 bytes (``ast`` offsets, as flake8 reports them) as a 1-based
+    column counted in code points, which is what SARIF's ``unicodeCodePoints`` means."""
+    if lines is None or not 0 < line <= len(lines) or column <= 1:
+        return column
+    text = lines[line - 1]
+    if text.isascii():
+        return column
+    return len(text.encode("utf-8")[: column - 1].decode("utf-8", errors="ignore")) + 1
 
 
 def _uri(path: str) -> str:
@@ -53,7 +80,7 @@ def _fixes(path: str, findings: tuple) -> dict[tuple[int, int, str], dict]:  # t
         return {}
     if result.error is not None or not result.changed or not result.fixed:
         return {}
-    old, new = source.splitlines(keepends=True), result.text.splitlines(keepends=True)
+    old, new = _LINE_WITH_END.findall(source), _LINE_WITH_END.findall(result.text)
     replacements = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if tag == "equal":
@@ -78,7 +105,10 @@ def _fixes(path: str, findings: tuple) -> dict[tuple[int, int, str], dict]:  # t
     return out
 
 
-def render(results: Iterable[FileFindings], docs_url: str | None = None, with_fixes: bool = True) -> str:
+def render(results: Iterable[FileFindings], docs_url: str | None = None, with_fixes: bool = True,
+           sources: dict[str, list[str]] | None = None) -> str:
+    """``sources`` maps a path to its lines (split at ``\\r\\n``, ``\\r`` and ``\\n`` only); without
+    it each file with findings is read again (columns are converted from UTF-8 bytes to code points)."""
     results = list(results)
     driver_rules = []
     index = {}
@@ -97,7 +127,13 @@ def render(results: Iterable[FileFindings], docs_url: str | None = None, with_fi
     sarif_results = []
     for r in results:
         fixes = _fixes(r.path, r.findings) if with_fixes else {}
+        lines = (sources or {}).get(r.path)
+        if lines is None:
+            lines = source_lines(r.path)
         for f in r.findings:
+            start_col = code_point_column(lines, f.line, f.col)
+            end_line = max(f.end_line, f.line)
+            end_col = code_point_column(lines, end_line, f.end_col) if f.end_col > 0 else start_col + 1
             result = {
                 "ruleId": f.code,
                 "ruleIndex": index[f.code],
@@ -108,9 +144,9 @@ def render(results: Iterable[FileFindings], docs_url: str | None = None, with_fi
                         "artifactLocation": {"uri": _uri(r.path), "uriBaseId": "%SRCROOT%"},
                         "region": {
                             "startLine": f.line,
-                            "startColumn": f.col,
-                            "endLine": max(f.end_line, f.line),
-                            "endColumn": f.end_col if f.end_col > 0 else f.col + 1,
+                            "startColumn": start_col,
+                            "endLine": end_line,
+                            "endColumn": end_col,
                         },
                     }
                 }],
