@@ -51,6 +51,22 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+# connlint with the project pass switched off, for the cost of the project analysis: one round, and no
+# module looks into another (no factories or helpers of other modules, no roots to find them under).
+NO_PROJECT_LAUNCHER = """
+import sys
+from dataclasses import replace
+import connlint.project as project
+from connlint.runner import check_paths
+project.ProjectIndex._lookup = lambda self, qualified, what: None
+project.ProjectIndex.find_file = lambda self, module: None
+project.check_project = lambda paths, options, jobs, config: check_paths(
+    paths, replace(options, project_exports=frozenset()), jobs, config)
+from connlint.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @dataclass
 class Run:
     name: str
@@ -303,8 +319,11 @@ def run_all(args: argparse.Namespace) -> Report:
 
     for _ in range(args.repeat):
         for key, jobs in (("connlint", []), ("connlint -j1", ["-j1"])):
-            r = go(key, [*cl, "check", "--format", "concise", *jobs, "."])
+            # --no-cache: these runs measure the analysis itself, the cache has rows of its own
+            r = go(key, [*cl, "check", "--format", "concise", "--no-cache", *jobs, "."])
             _keep_best(runs, key, r)
+    if not args.skip_project:
+        project_runs(go, cl, files, args.single_repeat, report)
     go("flake8 E9,F", [*flake8, "without-connlint", "--select=E9,F", "."])
     if not args.skip_flake8_default:
         go("flake8 default", [*flake8, "without-connlint", "."])
@@ -352,6 +371,38 @@ def run_all(args: argparse.Namespace) -> Report:
     report.machine["load at the end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report.targets = targets(report)
     return report
+
+
+def project_runs(go, cl: list[str], files: list[str], repeat: int, report: Report) -> None:  # type: ignore[no-untyped-def]
+    """The cost of the project pass (summaries of other modules, rounds for wrapper modules) and what the
+    cache saves: the corpus checked with the project pass switched off, then with a cold cache (an empty
+    folder) and a warm one (the same folder again, nothing changed); one file inside a project (pre-commit)
+    with a cold and a warm cache. Each run is a child process: wall, CPU and peak memory from wait4."""
+    folder = Path(tempfile.mkdtemp(prefix="connlint-bench-cache-"))
+    go("connlint, project pass off", [sys.executable, "-c", NO_PROJECT_LAUNCHER, "check", "--format", "concise",
+                                      "--no-cache", "."])
+    go("connlint, cold cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
+    go("connlint, warm cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
+    single = _pick_project_file(files)
+    cold, warm = [], []
+    for i in range(max(3, repeat // 3)):
+        own = str(folder / f"one-{i}")
+        cold.append(measure("one file, cold cache", [*cl, "check", "--cache-dir", own, single]))
+        warm.append(measure("one file, warm cache", [*cl, "check", "--cache-dir", own, single]))
+    for key, samples in (("one file, cold cache", cold), ("one file, warm cache", warm)):
+        median = sorted(samples, key=lambda r: r.wall)[len(samples) // 2]
+        median.note = f"median of {len(samples)}: {os.path.relpath(single, report.corpus)}"
+        report.runs[key] = median
+        say(f"    {key}: {median.wall:.3f} s wall  {median.cpu:.3f} s cpu  {median.max_rss_mb:.0f} MB")
+
+
+def _pick_project_file(files: list[str]) -> str:
+    """The file issue 5 measured inside a project (pony's test fixtures, which reach pony.orm.core),
+    else the single-file pick."""
+    for path in files:
+        if path.replace(os.sep, "/").endswith("pony/orm/tests/fixtures.py"):
+            return path
+    return _pick_single_file(files)
 
 
 def _keep_best(runs: dict[str, Run], key: str, new: Run) -> None:
@@ -422,6 +473,20 @@ def targets(report: Report) -> list[Target]:
                           f"{med:.3f} s median of {len(report.standalone)}", "<= 0.15 s", med <= 0.15))
     ratio_target(f"-j{os.cpu_count()} speed-up over -j1", "connlint", "connlint -j1", 1.7, ">= 1.7x", invert=True,
                  cpu_label="CPU time -j1 / -jN (1.0: no parallel overhead)")
+    ratio_target("check with a warm cache vs a cold one (corpus, nothing changed)", "connlint, warm cache",
+                 "connlint, cold cache", 0.5, "<= 0.5x")
+    if "connlint" in runs and "connlint, project pass off" in runs:
+        on, off = runs["connlint"], runs["connlint, project pass off"]
+        out.append(Target("project pass: check vs check with it off (no cache)",
+                          f"{on.wall / off.wall:.2f}x wall, {on.cpu / off.cpu:.2f}x CPU ({on.wall:.1f} s vs "
+                          f"{off.wall:.1f} s; peak {on.max_rss_mb:.0f} MB vs {off.max_rss_mb:.0f} MB)",
+                          "(its cost; no limit)", None))
+    for key in ("one file, cold cache", "one file, warm cache"):
+        if key in runs:
+            r = runs[key]
+            out.append(Target(f"connlint check one_file.py in a project, {key.split(', ')[1]}",
+                              f"{r.wall:.3f} s ({r.note}; {r.max_rss_mb:.0f} MB)", "<= 0.15 s",
+                              r.wall <= 0.15 if key.endswith("warm cache") else None))
     rss = max((r.max_rss_mb for k, r in runs.items() if k.startswith("connlint") and "fix" not in k), default=0)
     out.append(Target("peak memory per process (check)", f"{rss:.0f} MB", "< 200 MB", rss < 200 if rss else None))
     for curve in report.scaling:
@@ -583,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fix-timeout", type=float, default=1800)
     parser.add_argument("--skip-flake8-default", action="store_true", help="skip the plugin-overhead runs")
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--skip-project", action="store_true",
+                        help="skip the project-pass and cache runs (project pass off, cold and warm cache)")
     parser.add_argument("--quick-scaling", action="store_true")
     parser.add_argument("--single-file", metavar="FILE", help="file for the end-to-end one-file timing")
     parser.add_argument("--single-repeat", type=int, default=15)

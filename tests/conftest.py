@@ -22,6 +22,12 @@ from pathlib import Path as _Path
 # whatever copy is installed; pytest itself gets src/ from pyproject's pythonpath.
 _SRC = str(_Path(__file__).resolve().parent.parent / "src")
 _os.environ["PYTHONPATH"] = _os.pathsep.join(p for p in (_SRC, _os.environ.get("PYTHONPATH", "")) if p)
+# The cache of the runs the tests start goes to one temporary folder, not into the fixture folders
+# (tests of the cache itself set their own).
+if "CONNLINT_CACHE_DIR" not in _os.environ:
+    import tempfile as _tempfile
+
+    _os.environ["CONNLINT_CACHE_DIR"] = _tempfile.mkdtemp(prefix="connlint-test-cache-")
 
 import secrets
 from collections.abc import Iterator

@@ -12,6 +12,7 @@ from connlint.files import discover
 from connlint.report import FileFindings
 
 if TYPE_CHECKING:
+    from connlint.cache import Cache
     from connlint.checker import Options
     from connlint.config import Config
 
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     add_selection_options(check)
     check.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                        help="check files in N processes (default: one per CPU)")
+    check.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the cache of summaries and results (also CONNLINT_NO_CACHE=1)")
+    check.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="cache folder (default: the cache-dir setting, else .connlint_cache at the project root)")
     fix = sub.add_parser("fix", help="rewrite leaks into 'with'/'try'-'finally' forms (needs libcst)")
     fix.add_argument("paths", nargs="*", default=["."], metavar="PATH")
     fix.add_argument("--diff", action="store_true", help="print a unified diff and write nothing")
@@ -118,9 +123,14 @@ def _check(args: argparse.Namespace) -> int:
     paths = list(discover(args.paths, exclude, force_exclude=args.force_exclude, root=str(config.root)))
     errors = 0
     results: list[FileFindings] = []
-    from connlint.project import check_project
+    from connlint.project import check_project, use_cache
 
-    for result in check_project(paths, options, args.jobs, config):
+    use_cache(_cache(args, config))
+    try:
+        checked = check_project(paths, options, args.jobs, config)
+    finally:
+        use_cache(None)
+    for result in checked:
         if result.error is not None:
             errors += 1
             print(f"{result.path}: error: {result.error}", file=sys.stderr)
@@ -135,6 +145,14 @@ def _check(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if results else EXIT_CLEAN
+
+
+def _cache(args: argparse.Namespace, config: Config) -> Cache | None:
+    from connlint.cache import Cache, cache_disabled_by_environment, cache_folder
+
+    if args.no_cache or cache_disabled_by_environment():
+        return None
+    return Cache(cache_folder(config.root, config.cache_dir, args.cache_dir))
 
 
 def _render(args: argparse.Namespace, results: list[FileFindings]) -> str:

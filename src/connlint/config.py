@@ -36,7 +36,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Setting:
     name: str  # kebab-case, as written in [tool.connlint] and (prefixed) as a flake8 option
-    kind: str  # "codes" | "globs" | "str-list" | "choice" | "int" | "bool" | "per-file" | "resources"
+    kind: str  # "codes" | "globs" | "str-list" | "choice" | "int" | "bool" | "per-file" | "resources" | "path"
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -67,6 +67,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Per-function limit on control-flow graph nodes; a larger function is skipped (CNL900)."),
     Setting("resources", "resources", (),
             "Your own acquire APIs, checked like the built-in drivers (see below)."),
+    Setting("cache-dir", "path", ".connlint_cache",
+            "Folder of the cache of module summaries and results (relative to the config file); "
+            "`--no-cache` or `CONNLINT_NO_CACHE=1` turns the cache off."),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -97,6 +100,7 @@ class Config:
     release_helpers: tuple[str, ...] = ()
     analysis_budget: int = 200_000
     resources: tuple[ResourceApi, ...] = ()
+    cache_dir: str | None = None
     _catalog: list[Catalog] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -218,6 +222,10 @@ def _convert(setting: Setting, raw: Any, where: str) -> Any:
         if raw not in setting.choices:
             raise ConfigError(f"{where}: expected one of {', '.join(map(repr, setting.choices))}, got {raw!r}")
         return raw
+    if kind == "path":
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(f"{where}: expected a folder name, got {raw!r}")
+        return raw
     if kind == "per-file":
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table of glob = [codes], got {_type(raw)}")
@@ -270,6 +278,7 @@ def _build(values: dict[str, Any], path: Path | None) -> Config:
         release_helpers=(*values.get("release-helpers", ()), *helpers),
         analysis_budget=values.get("analysis-budget", 200_000),
         resources=resources,
+        cache_dir=values.get("cache-dir"),
     )
 
 
@@ -382,5 +391,5 @@ def _default_text(value: Any) -> str:
 
 
 # the settings the flake8 plugin registers as its own options (flake8 handles selection and excludes)
-FLAKE8_SETTINGS = ("unknown-calls", "release-helpers", "analysis-budget")
+FLAKE8_SETTINGS = ("unknown-calls", "release-helpers", "analysis-budget", "cache-dir")
 Converter = Callable[[str], Any]

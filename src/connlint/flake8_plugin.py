@@ -13,12 +13,15 @@ import ast
 import os
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from connlint import __version__
 from connlint.checker import Options, check_tree, mentions_catalog
 from connlint.config import BY_NAME, FLAKE8_SETTINGS, Config, ConfigError, find_config, load_config
 from connlint.rules import DEFAULT_OFF, RULES
+
+if TYPE_CHECKING:
+    from connlint.cache import Cache
 
 
 @lru_cache(maxsize=64)
@@ -32,6 +35,17 @@ def _pyproject_config(directory: str) -> Config:
         # flake8 has no way to report a plugin configuration error per run; fall back to defaults
         # rather than failing every file ('connlint check' reports the error itself)
         return Config()
+
+
+@lru_cache(maxsize=16)
+def _cache(root: str, setting: str | None) -> Cache | None:
+    from pathlib import Path
+
+    from connlint.cache import Cache, cache_disabled_by_environment, cache_folder
+
+    if cache_disabled_by_environment():
+        return None
+    return Cache(cache_folder(Path(root), setting))
 
 
 def _imports_project_modules(tree: ast.Module, path: str) -> bool:
@@ -96,11 +110,18 @@ class Plugin:
             unknown_calls=s.get("unknown-calls") or config.unknown_calls,
         )
 
+    def _use_cache(self, config: Config) -> None:
+        """The summaries of the modules a file imports come from the same cache as 'connlint check'."""
+        from connlint.project import use_cache
+
+        use_cache(_cache(str(config.root), self._flake8_settings.get("cache-dir") or config.cache_dir))
+
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         if not isinstance(self.tree, ast.Module):
             return
         directory = os.path.dirname(os.path.abspath(self.filename or "."))
         config = _pyproject_config(directory)
+        self._use_cache(config)
         catalog = config.catalog()
         source = "".join(self.lines) if self.lines else None
         path = os.path.abspath(self.filename) if self.filename and self.filename != "stdin" else None

@@ -97,6 +97,15 @@ def torn_down(attr: str, module_text: str, root: str | None) -> bool:
         return True
     if root is None:
         return False
+    answer = torn_down_elsewhere(attr, root)
+    from connlint.project import note
+
+    note(["t", root, attr, answer])  # a cached result depends on the other files of the project
+    return answer
+
+
+def torn_down_elsewhere(attr: str, root: str) -> bool:
+    """Does a module under the project root have a teardown handler that closes g.<attr>?"""
     return any(_closes_g_attr(text, attr) for text in _project_texts(root))
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from connlint.cache import Trace
 from connlint.catalog import Catalog
 from connlint.resolve import Origin
 
 if TYPE_CHECKING:
+    from connlint.cache import Cache, Json
     from connlint.checker import Options
     from connlint.events import HelperSummary
     from connlint.resolve import Factory
@@ -63,19 +66,32 @@ class ModuleSummary:
 
 
 class ProjectIndex:
-    """Lazily loaded modules of one project, for cross-module summaries."""
+    """Lazily loaded modules of one project, for cross-module summaries.
+
+    With a cache, a module's summary is read from it instead of parsing the module, as long as the
+    module's content and every answer its summary was computed from are unchanged (``_replays``).
+    """
 
     MAX_DEPTH = 8  # re-export chains longer than this are not followed
 
-    def __init__(self, catalog: Catalog, options: Options, roots: set[str] | None = None) -> None:
+    def __init__(self, catalog: Catalog, options: Options, roots: set[str] | None = None,
+                 cache: Cache | None = None) -> None:
         self.catalog = catalog
         self.options = options
         self.roots: set[str] = set(roots or ())
+        self.cache = cache
         self._modules: dict[str, Optional[ModuleSummary]] = {}
         self._missing: set[str] = set()
         self._found: dict[str, tuple[str, bool] | None] = {}
         self._listings: dict[str, frozenset[str]] = {}
         self._depth = 0
+        self._fingerprints: dict[int, tuple[ModuleSummary, str]] = {}
+        # for the cache: each module's file, the files its summary depends on, their stamps when read
+        self._paths: dict[str, str] = {}
+        self._closures: dict[str, set[str]] = {}
+        self._volatile: set[str] = set()
+        self.stamps: dict[str, list[int] | None] = {}
+        self._now: dict[str, list[int] | None] = {}
 
     def add_root(self, root: str) -> None:
         if root not in self.roots:
@@ -88,8 +104,13 @@ class ProjectIndex:
         """The file of a module of the project, and whether it is a package's __init__ (memoised:
         every import of every checked file asks, and each question probes every root)."""
         if module in self._found:
-            return self._found[module]
-        found = self._found[module] = self._find_file(module)
+            found = self._found[module]
+        else:
+            found = self._found[module] = self._find_file(module)
+        if _TRACES:
+            _TRACES[-1].ask(["f", module, found[0] if found is not None else None])
+            if found is not None:
+                _TRACES[-1].files.add(found[0])
         return found
 
     def _find_file(self, module: str) -> tuple[str, bool] | None:
@@ -126,34 +147,52 @@ class ProjectIndex:
 
     def summary(self, module: str) -> ModuleSummary | None:
         """The summary of a project module, parsing it (once per process) if needed."""
+        found = self._summary(module)
+        if _TRACES:
+            trace = _TRACES[-1]
+            trace.ask(["s", module, self.fingerprint(found), self._depth - trace.start])
+            path = self._paths.get(module)
+            if path is not None:
+                trace.files.add(path)
+                trace.files |= self._closures.get(module, set())
+                trace.volatile = trace.volatile or module in self._volatile
+        return found
+
+    def _summary(self, module: str) -> ModuleSummary | None:
         if module in self._modules:
             return self._modules[module]
         if module in self._missing:
             return None
-        found = self.find_file(module)
+        found = self._found[module] if module in self._found else self._found.setdefault(
+            module, self._find_file(module))
         if found is None:
             self._missing.add(module)
             return None
         path, is_pkg = found
         self._modules[module] = None  # while loading: a cycle of imports sees "not loaded"
-        from connlint.checker import ModuleChecker
-        from connlint.files import UnreadableFile, read_source
+        self._paths[module] = path
+        if self.cache is not None:
+            summary = self._cached_summary(self.cache, module, path, is_pkg)
+        else:
+            text = _read(path)
+            if text is None or not self._may_provide(text):
+                return None
+            summary = self._compute(module, path, is_pkg, text)
+        if summary is not None:
+            self._modules[module] = summary
+        return summary
 
-        try:
-            text = read_source(path).text
-        except UnreadableFile:
-            return None
-        if not self._may_provide(text):
-            return None
+    def _compute(self, module: str, path: str, is_pkg: bool, text: str) -> ModuleSummary | None:
         try:
             tree = ast.parse(text, path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
+        from connlint.checker import ModuleChecker
+
         checker = ModuleChecker(tree, self.catalog, self.options, text, module=module, is_package=is_pkg,
                                 project=self, path=path)
         summary = checker.summary()
         checker.release()
-        self._modules[module] = summary
         return summary
 
     def _may_provide(self, text: str) -> bool:
@@ -166,9 +205,211 @@ class ProjectIndex:
 
         if prefilter(self.catalog).may_acquire(text):
             return True
-        import re
+        return not allowed.isdisjoint(_WORD.findall(text))
 
-        return not allowed.isdisjoint(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    # ------------------------------------------------------------------ the cache
+
+    def _cached_summary(self, cache: Cache, module: str, path: str, is_pkg: bool) -> ModuleSummary | None:
+        """``_summary`` through the cache: the entry of an unchanged module whose recorded questions
+        still get the same answers gives the summary; otherwise it is computed (and stored)."""
+        from connlint.cache import content_hash, file_stamp, options_key
+
+        key = f"summary|{path}|{module}|{is_pkg}|{options_key(self.options, for_summary=True)}"
+        entry = cache.load(self.catalog, key)
+        stamp = file_stamp(path)
+        if stamp is None:
+            return None
+        text = None
+        dirty = False
+        self.stamps[path] = stamp
+        if entry is None or entry.get("stamp") != stamp:
+            text = _read(path)
+            if text is None:
+                return None
+            digest = content_hash(text)
+            if entry is None or entry.get("hash") != digest:
+                entry = self._new_entry(text, digest)
+            entry["stamp"] = stamp
+            dirty = True
+        try:
+            if not self._entry_may_provide(entry):
+                return None
+            reused, found = self._stored_summary(module, entry.get("result"))
+            if reused:
+                return found
+            if text is None:
+                text = _read(path)
+                if text is None:
+                    return None
+                entry = self._new_entry(text, content_hash(text))
+                entry["stamp"] = stamp
+                dirty = True
+                if not self._entry_may_provide(entry):
+                    return None
+            trace = Trace(self._depth)
+            _TRACES.append(trace)
+            try:
+                summary = self._compute(module, path, is_pkg, text)
+            finally:
+                _TRACES.pop()
+            from connlint.cache import encode_summary, summary_fingerprint
+
+            encoded = encode_summary(summary) if summary is not None else None
+            fingerprint = summary_fingerprint(encoded)
+            if summary is not None:
+                self._fingerprints[id(summary)] = (summary, fingerprint)
+            self.settled(module, trace)
+            entry["result"] = {"summary": encoded, "fingerprint": fingerprint, "trace": trace.to_json(self.stamps)}
+            dirty = True
+            return summary
+        finally:
+            if dirty:
+                cache.store(self.catalog, key, entry)
+
+    def store_checked(self, module: str, path: str, is_pkg: bool, text: str, stamp: list[int],
+                      summary: ModuleSummary, trace: Trace) -> None:
+        """Store the summary of a module the caller checked, for lookups of later runs that do not
+        check it (one file in pre-commit, the flake8 plugin)."""
+        if self.cache is None:
+            return
+        from connlint.cache import content_hash, encode_summary, options_key, summary_fingerprint
+
+        key = f"summary|{path}|{module}|{is_pkg}|{options_key(self.options, for_summary=True)}"
+        entry = self._new_entry(text, content_hash(text))
+        entry["stamp"] = stamp
+        encoded = encode_summary(summary)
+        entry["result"] = {"summary": encoded, "fingerprint": summary_fingerprint(encoded),
+                           "trace": trace.to_json(self.stamps)}
+        self.cache.store(self.catalog, key, entry)
+
+    def _new_entry(self, text: str, digest: str) -> dict[str, object]:
+        from connlint.runner import prefilter
+
+        acquires = prefilter(self.catalog).may_acquire(text)
+        # the words are kept for _may_provide in later project rounds, which name known factories
+        return {"hash": digest, "acquires": acquires, "words": None if acquires else sorted(set(_WORD.findall(text)))}
+
+    def _entry_may_provide(self, entry: dict[str, object]) -> bool:
+        allowed = self.options.project_exports
+        if allowed is None or entry.get("acquires"):
+            return True
+        words = entry.get("words")
+        return not isinstance(words, list) or not allowed.isdisjoint(words)
+
+    def _stored_summary(self, module: str, result: object) -> tuple[bool, ModuleSummary | None]:
+        """(True, the stored summary) if it is still valid, else (False, None)."""
+        if not isinstance(result, dict):
+            return False, None
+        try:
+            if not self.valid(result["trace"]):
+                return False, None
+            self.settled(module, result["trace"])
+            encoded = result["summary"]
+            if encoded is None:
+                return True, None
+            from connlint.cache import decode_summary
+
+            summary = decode_summary(encoded)
+            self._fingerprints[id(summary)] = (summary, str(result["fingerprint"]))
+            return True, summary
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            return False, None  # an entry of some other shape: computed again
+
+    def valid(self, data: dict[str, Json]) -> bool:
+        """Is a stored result still what its computation would give? Yes if no file it depends on
+        changed (whatever this process has loaded so far), or if its questions get the same answers."""
+        return self.unchanged(data) or self.replays(data)
+
+    def unchanged(self, data: dict[str, Json]) -> bool:
+        if data["volatile"]:
+            return False
+        for path, stamp in data["files"].items():
+            now = self._now.get(path, False)
+            if now is False:
+                from connlint.cache import file_stamp
+
+                now = self._now[path] = file_stamp(path)
+            if now != stamp:
+                return False
+        return True
+
+    def settled(self, module: str, trace: Trace | dict[str, Json]) -> None:
+        """The files a module's summary depends on (from the trace it was computed or stored with)."""
+        if isinstance(trace, Trace):
+            files, volatile = trace.files, trace.volatile
+        else:
+            files, volatile = set(trace["files"]), bool(trace["volatile"])
+        self._closures[module] = files
+        if volatile:
+            self._volatile.add(module)
+
+    def checked(self, module: str, path: str, stamp: list[int], trace: Trace | dict[str, Json]) -> None:
+        """A module the caller checked (or took from the cache), whose summary it remembered."""
+        self._paths[module] = path
+        self.stamps[path] = stamp
+        self.settled(module, trace)
+
+    def replays(self, data: object) -> bool:
+        """Does every question a computation recorded (``Trace``) get the same answer now? They are
+        asked in the order and at the depth the computation asked them, so that what they load on the
+        way is what the computation itself would load."""
+        from connlint.cache import depth_allows
+
+        if not isinstance(data, dict):
+            return False
+        questions = data["questions"]
+        if not isinstance(questions, list) or not depth_allows(data, self._depth, self.MAX_DEPTH):
+            return False
+        if questions and not self.roots:
+            return False
+        start = self._depth
+        _TRACES.append(Trace(start))  # what the answers ask on their way belongs to them, not to our caller
+        try:
+            for question in questions:
+                kind = question[0]
+                if kind == "s":
+                    self._depth = start + int(question[3])
+                    answer: object = self.fingerprint(self._summary(question[1]))
+                elif kind == "f":
+                    found = self._find_file(question[1])
+                    answer = found[0] if found is not None else None
+                elif kind == "t":
+                    from connlint.frameworks import torn_down_elsewhere
+
+                    answer = torn_down_elsewhere(question[2], question[1])
+                else:
+                    return False
+                if answer != question[2 if kind == "s" else -1]:
+                    return False
+            return True
+        finally:
+            self._depth = start
+            _TRACES.pop()
+
+    def tracing(self) -> Trace:
+        """Start recording the questions of a computation (a file's check); ``done`` ends it."""
+        trace = Trace(self._depth)
+        _TRACES.append(trace)
+        return trace
+
+    @staticmethod
+    def done(trace: Trace) -> None:
+        if _TRACES and _TRACES[-1] is trace:
+            _TRACES.pop()
+
+    def fingerprint(self, summary: ModuleSummary | None) -> str:
+        if summary is None:
+            return "-"
+        known = self._fingerprints.get(id(summary))
+        if known is not None and known[0] is summary:
+            return known[1]
+        from connlint.cache import encode_summary, summary_fingerprint
+
+        fingerprint = summary_fingerprint(encode_summary(summary))
+        self._fingerprints[id(summary)] = (summary, fingerprint)
+        return fingerprint
+
+    # ------------------------------------------------------------------ lookups
 
     def _split(self, qualified: str) -> list[tuple[str, str]]:
         """(module, key inside it) for each way to split a qualified name, longest module first."""
@@ -176,6 +417,10 @@ class ProjectIndex:
         return [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
 
     def _lookup(self, qualified: str, what: str) -> object | None:
+        if _TRACES:
+            trace = _TRACES[-1]
+            trace.deepest = max(trace.deepest, self._depth)
+            trace.cut = trace.cut or self._depth > self.MAX_DEPTH
         if self._depth > self.MAX_DEPTH or not self.roots:
             return None
         self._depth += 1
@@ -215,8 +460,41 @@ class ProjectIndex:
         return found  # type: ignore[return-value]
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+# The computations under way that record what they ask the project index (the innermost last); empty
+# unless a cache is in use.
+_TRACES: list[Trace] = []
+_CACHE: list[Cache] = []  # the cache of this process's runs, if any
 _PROJECTS: dict[tuple[int, Options], ProjectIndex] = {}
+
+
+def _read(path: str) -> str | None:
+    from connlint.files import UnreadableFile, read_source
+
+    try:
+        return read_source(path).text
+    except UnreadableFile:
+        return None
+
+
+def note(question: list[object]) -> None:
+    """Record a question another module answered (a Flask teardown handler) in the computation under way:
+    its result depends on files the trace cannot list, so only the answers can tell it is still valid."""
+    if _TRACES:
+        _TRACES[-1].ask(question)
+        _TRACES[-1].volatile = True
+
+
+def use_cache(cache: Cache | None) -> None:
+    """The cache of this process's checks from now on (None: no cache)."""
+    _CACHE[:] = [cache] if cache is not None else []
+    for project in _PROJECTS.values():
+        project.cache = cache
+
+
+def active_cache() -> Cache | None:
+    return _CACHE[0] if _CACHE else None
 
 
 def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
@@ -224,7 +502,7 @@ def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     key = (id(catalog), options)
     found = _PROJECTS.get(key)
     if found is None or found.catalog is not catalog:
-        found = _PROJECTS[key] = ProjectIndex(catalog, options)
+        found = _PROJECTS[key] = ProjectIndex(catalog, options, cache=active_cache())
     return found
 
 

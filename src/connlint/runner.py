@@ -21,6 +21,7 @@ from connlint.files import PYTHON_SUFFIXES, UnreadableFile, read_source
 from connlint.noqa import NoqaMap
 
 if TYPE_CHECKING:
+    from connlint.cache import Cache
     from connlint.config import Config
 
 
@@ -35,6 +36,11 @@ class FileResult:
 
 def check_file(path: str, options: Options, catalog: Catalog | None = None, force: bool = False) -> FileResult:
     catalog = catalog or default_catalog()
+    from connlint.project import active_cache
+
+    cache = active_cache()
+    if cache is not None:
+        return _check_cached(cache, path, options, catalog, force)
     try:
         source = read_source(path)
     except UnreadableFile as exc:
@@ -43,6 +49,90 @@ def check_file(path: str, options: Options, catalog: Catalog | None = None, forc
     # it whatever it mentions, so that naming a file that is not Python gets a diagnostic.
     return _check_text(path, source.text, options, catalog, named_non_python=not path.endswith(PYTHON_SUFFIXES),
                        force=force)
+
+
+def _check_cached(cache: Cache, path: str, options: Options, catalog: Catalog, force: bool) -> FileResult:
+    """``check_file`` through the cache: an unchanged file whose recorded questions to the project
+    index still get the same answers keeps its stored result; otherwise it is checked and stored."""
+    from connlint.cache import content_hash, file_stamp, options_key
+
+    named_non_python = not path.endswith(PYTHON_SUFFIXES)
+    key = f"check|{os.path.abspath(path)}|{options_key(options, for_summary=False)}|{force:d}|{named_non_python:d}"
+    stamp = file_stamp(path)  # before reading: a file written while it is read is read again next time
+    entry = cache.load(catalog, key) if stamp is not None else None
+    text = None
+    if entry is not None and entry.get("stamp") != stamp:
+        try:
+            text = read_source(path).text
+        except UnreadableFile as exc:
+            return FileResult(path, error=str(exc))
+        if entry.get("hash") == content_hash(text):
+            entry["stamp"] = stamp  # touched, not changed
+            cache.store(catalog, key, entry)
+        else:
+            entry = None
+    if entry is not None:
+        assert stamp is not None
+        replayed = _replayed(entry.get("result"), path, stamp, options, catalog)
+        if replayed is not None:
+            return replayed
+    if text is None:
+        try:
+            text = read_source(path).text
+        except UnreadableFile as exc:
+            return FileResult(path, error=str(exc))
+    from connlint.project import module_name, project_for
+
+    project = project_for(catalog, options)
+    trace = project.tracing()
+    try:
+        result = _check_text(path, text, options, catalog, named_non_python, force)
+    finally:
+        project.done(trace)
+    if stamp is None or result.error is not None:
+        return result  # errors are not stored: a crash or an out-of-memory may not happen again
+    from connlint.cache import encode_finding, encode_summary
+
+    stored: dict[str, object] = {"kind": "prefiltered"}
+    if not result.prefiltered:
+        module, root, is_pkg = module_name(path)
+        summary = project._modules.get(module)
+        if summary is not None:
+            project.checked(module, os.path.abspath(path), stamp, trace)
+            project.store_checked(module, os.path.abspath(path), is_pkg, text, stamp, summary, trace)
+        stored = {
+            "kind": "checked", "module": module, "root": root, "trace": trace.to_json(project.stamps),
+            "findings": [encode_finding(f) for f in result.findings], "exports": sorted(result.exports),
+            "summary": encode_summary(summary) if summary is not None else None,
+        }
+    cache.store(catalog, key, {"stamp": stamp, "hash": content_hash(text), "result": stored})
+    return result
+
+
+def _replayed(stored: object, path: str, stamp: list[int], options: Options, catalog: Catalog) -> FileResult | None:
+    """The stored result of a file, if what it asked the project index still gets the same answers;
+    the project index is left as checking the file would have left it (its root, its summary)."""
+    from connlint.cache import decode_finding, decode_summary
+    from connlint.project import module_name, project_for
+
+    try:
+        assert isinstance(stored, dict)
+        if stored["kind"] == "prefiltered":
+            return FileResult(path, prefiltered=True)
+        module, root, _ = module_name(path)
+        if stored["kind"] != "checked" or stored["module"] != module or stored["root"] != root:
+            return None
+        project = project_for(catalog, options)
+        project.add_root(root)
+        if not project.valid(stored["trace"]):
+            return None
+        findings = tuple(decode_finding(f) for f in stored["findings"])
+        if stored["summary"] is not None:
+            project.remember(module, decode_summary(stored["summary"]))
+            project.checked(module, os.path.abspath(path), stamp, stored["trace"])
+        return FileResult(path, findings, exports=frozenset(stored["exports"]))
+    except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None  # an entry of some other shape: checked again
 
 
 def check_text(path: str, text: str, options: Options, catalog: Catalog) -> FileResult:
@@ -214,8 +304,11 @@ def prefilter(catalog: Catalog) -> Prefilter:
 _WORKER_CATALOG: list[Catalog] = []  # the catalog of this worker process, built once by _start_worker
 
 
-def _start_worker(config: Config | None) -> None:
+def _start_worker(config: Config | None, cache: Cache | None) -> None:
     _WORKER_CATALOG[:] = [config.catalog() if config is not None else default_catalog()]
+    from connlint.project import use_cache
+
+    use_cache(cache)
 
 
 def _check_one(args: tuple[str, Options, bool]) -> FileResult:
@@ -241,13 +334,16 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
         return [check_file(path, opts, catalog, force) for path, opts, force in tasks]
     from concurrent.futures import ProcessPoolExecutor
 
+    from connlint.project import active_cache
+
     # Largest files first, in small chunks: the files that take long (big modules full of database
     # code) sit next to each other in a tree (a package's tests), and 64 of them in one chunk kept one
     # worker busy for seconds after the other had finished. Results go back in the order of ``paths``.
     order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i][0]))
     chunk = max(1, min(8, len(paths) // (jobs * 32)))
     results: list[FileResult | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker, initargs=(config,)) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
+                             initargs=(config, active_cache())) as pool:
         for i, result in zip(order, pool.map(_check_one, [tasks[i] for i in order], chunksize=chunk)):
             results[i] = result
     return [r for r in results if r is not None]
