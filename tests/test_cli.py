@@ -74,6 +74,19 @@ def test_text_format_shows_the_source_line_a_caret_and_help(project: Path) -> No
     assert "\033[" not in proc.stdout  # not a terminal: no colour
 
 
+def test_caret_counts_characters_on_a_non_ascii_line(tmp_path: Path) -> None:
+    """The columns are UTF-8 byte offsets (as flake8 reports them); the caret sits under the call all
+    the same, and a form feed inside the file does not shift the line shown."""
+    (tmp_path / "m.py").write_text(
+        "import sqlite3\n\x0c\n\ndef f(p):\n    é = 'ü'; c = sqlite3.connect(p)\n    return 1\n", encoding="utf-8"
+    )
+    proc = run("check", "--no-cache", "m.py", cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("m.py:5:20: CNL001"), proc.stdout  # "é" and "ü" are two bytes each
+    assert lines[2] == "5 |     é = 'ü'; c = sqlite3.connect(p)"
+    assert lines[3] == "  |                  ^^^^^^^^^^^^^^^^^^ CNL001"
+
+
 def test_colour_only_when_forced_or_on_a_tty_and_no_color_wins(project: Path) -> None:
     import os
 

@@ -8,8 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from connlint import __version__, rules
-from connlint.report import FileFindings
+from connlint.report import FileFindings, code_point_column, source_lines
 from connlint.report.help import help_text
+
+_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -27,32 +29,6 @@ def _full_description(code: str) -> str:
     # the "What it does" section, first paragraph
     part = text.split("## What it does", 1)[-1].split("##", 1)[0].strip()
     return part.split("\n\n", 1)[0].replace("\n", " ") or rules.BY_CODE[code].summary
-
-
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-_LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-def source_lines(path: str) -> list[str] | None:
-    """The file's lines as the parser numbers them (``str.splitlines`` would also split at form
-    feeds and U+2028, which the parser keeps inside a line); None if it cannot be read."""
-    from connlint.files import UnreadableFile, read_source
-
-    try:
-        return _NEWLINE.split(read_source(path).text)
-    except UnreadableFile:
-        return None
-
-
-def code_point_column(lines: list[str] | None, line: int, column: int) -> int:
-    """A 1-based column counted in UTF-8 bytes (``ast`` offsets, as flake8 reports them) as a 1-based
-    column counted in code points, which is what SARIF's ``unicodeCodePoints`` means."""
-    if lines is None or not 0 < line <= len(lines) or column <= 1:
-        return column
-    text = lines[line - 1]
-    if text.isascii():
-        return column
-    return len(text.encode("utf-8")[: column - 1].decode("utf-8", errors="ignore")) + 1
 
 
 def _uri(path: str) -> str:

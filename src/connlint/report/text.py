@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from connlint.report import FileFindings
+from connlint.report import FileFindings, code_point_column, source_lines
 from connlint.report.help import help_text
 
 
@@ -52,11 +52,14 @@ def render(results: Iterable[FileFindings], colour: bool = False, sources: dict[
                 text = lines[f.line - 1].rstrip("\r\n").expandtabs(1)
                 width = len(str(f.line))
                 pad = " " * width
-                end = f.end_col if f.end_line == f.line and f.end_col > f.col else len(text) + 1
-                carets = "^" * max(1, end - f.col)
+                # columns are UTF-8 byte offsets (as flake8 reports them); the caret counts characters
+                col = code_point_column(lines, f.line, f.col)
+                end_col = code_point_column(lines, f.line, f.end_col) if f.end_line == f.line else 0
+                end = end_col if end_col > col else len(text) + 1
+                carets = "^" * max(1, end - col)
                 out.append(f"{pad} {paint('|', '34')}\n")
                 out.append(f"{paint(str(f.line), '34')} {paint('|', '34')} {text}\n")
-                out.append(f"{pad} {paint('|', '34')} {' ' * (f.col - 1)}{paint(carets + ' ' + f.code, '31')}\n")
+                out.append(f"{pad} {paint('|', '34')} {' ' * (col - 1)}{paint(carets + ' ' + f.code, '31')}\n")
                 out.append(f"{pad} {paint('|', '34')}\n")
                 hint = help_text(f)
                 if hint:
@@ -66,12 +69,7 @@ def render(results: Iterable[FileFindings], colour: bool = False, sources: dict[
 
 
 def _read_lines(path: str) -> list[str]:
-    from connlint.files import UnreadableFile, read_source
-
-    try:
-        return read_source(path).text.splitlines()
-    except UnreadableFile:
-        return []
+    return source_lines(path) or []
 
 
 def render_statistics(results: Iterable[FileFindings]) -> str:
