@@ -54,9 +54,11 @@ SERVICE_WITH_DRIVER = SERVICE + textwrap.dedent(
 
 
     def version():
+        import contextlib
         import sqlite3
 
-        return sqlite3.sqlite_version
+        with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+            return conn.execute("select sqlite_version()").fetchone()
     """
 )
 OTHER = textwrap.dedent(

@@ -177,7 +177,7 @@ def test_noqa_in_a_string_is_not_a_comment(tmp_path: Path) -> None:
 
 
 def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
-    (tmp_path / "a_broken.py").write_text("import sqlite3\ndef f(:\n")
+    (tmp_path / "a_broken.py").write_text("import sqlite3; open_db = lambda p: sqlite3.connect(p)\ndef f(:\n")
     (tmp_path / "b_latin.py").write_bytes(b"import sqlite3\nx = '\xff'\n")
     (tmp_path / "c_leaky.py").write_text(LEAKY)
     (tmp_path / "d_dir.py").mkdir()

@@ -134,12 +134,12 @@ def test_a_hard_linked_file_is_not_split(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_a_file_that_does_not_parse_is_reported_and_skipped(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    broken = _write(tmp_path, "broken.py", b"import sqlite3\ndef f(:\n")
+    broken = _write(tmp_path, "broken.py", b"import sqlite3; open_db = lambda p: sqlite3.connect(p)\ndef f(:\n")
     good = _write(tmp_path, "good.py", LEAKY.encode())
     assert main(["fix", str(tmp_path)]) == 2
     out = capsys.readouterr().out
     assert f"{broken}: error:" in out and "cannot parse" in out
-    assert broken.read_bytes() == b"import sqlite3\ndef f(:\n"
+    assert broken.read_bytes() == b"import sqlite3; open_db = lambda p: sqlite3.connect(p)\ndef f(:\n"
     assert good.read_text() == FIXED
 
 

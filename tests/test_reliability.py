@@ -21,7 +21,7 @@ from connlint.checker import Options
 from connlint.flake8_plugin import Plugin
 from connlint.runner import check_file, check_text
 
-DB = "import sqlite3\n"
+DB = "import sqlite3; open_db = lambda p: sqlite3.connect(p)\n"
 LEAKY = (
     "import sqlite3\n\n\ndef count(path):\n    conn = sqlite3.connect(path)\n"
     "    return conn.execute('select 1').fetchone()\n"
@@ -39,8 +39,9 @@ def nested(depth: int, opening: str, inner: str, closing: str) -> str:
     return opening * depth + inner + closing * depth
 
 
-# name -> (bytes of the file, fragment the diagnostic must contain). Each file names sqlite3: a file that
-# names no database API is never parsed (see test_a_file_that_names_no_database_api_is_not_parsed).
+# name -> (bytes of the file, fragment the diagnostic must contain). Each file calls sqlite3.connect: a
+# file that calls nothing that can acquire is never parsed (see
+# test_a_file_that_names_no_database_api_is_not_parsed).
 BAD: dict[str, tuple[bytes, str]] = {
     "syntax_error.py": (DB.encode() + b"def f(:\n    pass\n",
                         f"2:7: cannot parse with the {PY} grammar: invalid syntax"),
@@ -282,7 +283,9 @@ def test_a_file_that_names_no_database_api_is_not_parsed(tmp_path: Path) -> None
     unparsed, so its syntax errors are flake8's (E999) to report, not connlint's."""
     make(tmp_path, "broken.py", b"def f(:\n")
     make(tmp_path, "python2.py", b'print "x"\n')
-    proc = run("broken.py", "python2.py", cwd=tmp_path)
+    # names the driver, but calls nothing that can acquire (only a constant and an exception class)
+    make(tmp_path, "types_only.py", b"import sqlite3\nERR = sqlite3.Error\ndef f(:\n")
+    proc = run("broken.py", "python2.py", "types_only.py", cwd=tmp_path)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 

@@ -203,7 +203,7 @@ class ProjectIndex:
             return True
         from connlint.runner import prefilter
 
-        if prefilter(self.catalog).may_acquire(text):
+        if prefilter(self.catalog).names_catalog(text):
             return True
         return not allowed.isdisjoint(_WORD.findall(text))
 
@@ -285,7 +285,7 @@ class ProjectIndex:
     def _new_entry(self, text: str, digest: str) -> dict[str, object]:
         from connlint.runner import prefilter
 
-        acquires = prefilter(self.catalog).may_acquire(text)
+        acquires = prefilter(self.catalog).names_catalog(text)
         # the words are kept for _may_provide in later project rounds, which name known factories
         return {"hash": digest, "acquires": acquires, "words": None if acquires else sorted(set(_WORD.findall(text)))}
 

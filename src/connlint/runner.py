@@ -229,11 +229,24 @@ class Prefilter:
         names.update(catalog.type_aliases, catalog.type_aliases.values())
         names.update(catalog.item_types, catalog.item_types.values())
         names.update(owner for owner, _ in catalog.methods)
+        names.update(catalog.registries)
         self.names = frozenset(names)
         self.prefixes = frozenset(
             ".".join(parts[:i]) for parts in (n.split(".") for n in names) for i in range(1, len(parts) + 1)
         )
         self.roots = tuple(sorted(catalog.root_modules))
+        # names a call must spell to acquire: the last part of every acquiring function, constructor
+        # and registry, and the acquiring methods; and the types whose values are called to acquire
+        # (a parameter annotated "maker: sessionmaker" is called as "maker()")
+        self.call_words = frozenset(
+            {n.rpartition(".")[2] for n in (*catalog.resources, *catalog.constructors, *catalog.registries)}
+            | {method for _, method in catalog.methods}
+        ) - {"__call__"}
+        self._call = re.compile(r"\b(?:" + "|".join(sorted(self.call_words, key=len, reverse=True)) + r")\s*\(")
+        self.callable_types = frozenset(
+            name.rpartition(".")[2] for name in (*catalog.types, *catalog.type_aliases)
+            if (catalog.canonical_type(name), "__call__") in catalog.methods
+        )
 
     def compatible(self, dotted: str) -> bool:
         """Is ``dotted`` a prefix of a catalog name, or a catalog name followed by more attributes?"""
@@ -243,6 +256,25 @@ class Prefilter:
         return any(".".join(parts[:i]) in self.names for i in range(1, len(parts)))
 
     def may_acquire(self, text: str) -> bool:
+        """Does the text name a catalog module in a way that can reach something that acquires, and
+        call something by a name that can acquire (or an alias, or a type whose values are called)?"""
+        return self.names_catalog(text) and self.calls_acquirer(text)
+
+    def calls_acquirer(self, text: str) -> bool:
+        """Is something called by a name that can acquire: ``connect(``, ``.cursor(``, a name imported
+        ``as`` an alias, or is a type named whose values acquire when called?"""
+        if self._call.search(text):
+            return True
+        aliases = set(self._ALIAS.findall(text))
+        if aliases and re.search(r"\b(?:" + "|".join(sorted(aliases)) + r")\s*\(", text):
+            return True
+        return any(name in text for name in self.callable_types)
+
+    _ALIAS = re.compile(r"\bas[ \t]+([A-Za-z_][A-Za-z0-9_]*)")
+
+    def names_catalog(self, text: str) -> bool:
+        """Does the text spell a catalog module's name in a way that can reach a catalog name? (What
+        a module needs to provide factories or helpers to other modules.)"""
         for root in self.roots:
             start = text.find(root)
             while start >= 0:  # str.find is far faster than a regex scan of the whole text
