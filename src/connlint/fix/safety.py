@@ -10,7 +10,7 @@ either the block's last statement, a ``finally`` that ends it, or directly befor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, cast
 
@@ -104,6 +104,7 @@ class Shape:
     call_offset: int = -1  # columns from the statement's start to the call's (-1: not on its first line)
     async_function: bool = False
     with_item: int | None = None  # CNL003: the item of the ``with`` at ``index`` that acquires
+    tree: Tree | None = field(default=None, compare=False, repr=False)  # the tree the nodes belong to
 
     @property
     def via_with(self) -> bool:
@@ -116,26 +117,56 @@ class Shape:
 
 
 class Tree:
-    """A parsed module with the metadata the checks need (positions, parents, scopes)."""
+    """A parsed module with the metadata the checks need (positions, parents, scopes).
 
-    def __init__(self, text: str) -> None:
+    The module may be one function cut out of a file (``regions``): ``line_offset`` turns its line
+    numbers into the file's. With ``lazy``, each kind of metadata is resolved when it is first asked
+    for (the whole-file tree that only answers questions about imports needs scopes alone)."""
+
+    def __init__(self, text: str, line_offset: int = 0, module: cst.Module | None = None,
+                 lazy: bool = False) -> None:
         self.text = text
-        # the module is ours alone, so no defensive copy; one batched pass computes all three
-        self.wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+        self.line_offset = line_offset
+        # the module is ours alone, so no defensive copy
+        self.wrapper = MetadataWrapper(module if module is not None else cst.parse_module(text),
+                                       unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        metadata = self.wrapper.resolve_many([PositionProvider, ParentNodeProvider, ScopeProvider])
-        self.positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
-        self.parents = cast(Mapping[cst.CSTNode, cst.CSTNode], metadata[ParentNodeProvider])
-        self.scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
+        self._parents: Mapping[cst.CSTNode, cst.CSTNode] | None = None
+        self._scopes: Mapping[cst.CSTNode, Optional[Scope]] | None = None
+        if not lazy:  # one batched pass computes all three
+            metadata = self.wrapper.resolve_many([PositionProvider, ParentNodeProvider, ScopeProvider])
+            self._positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
+            self._parents = cast(Mapping[cst.CSTNode, cst.CSTNode], metadata[ParentNodeProvider])
+            self._scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
         self.lines = _LINE_BREAK.split(text)
         self._functions: dict[int, FuncDef] | None = None
         self._calls: dict[tuple[int, int], list[cst.Call]] | None = None
         self._all_scopes: list[Scope] | None = None
 
+    @property
+    def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
+        if self._positions is None:
+            self._positions = cast(Mapping[cst.CSTNode, CodeRange], self.wrapper.resolve(PositionProvider))
+        return self._positions
+
+    @property
+    def parents(self) -> Mapping[cst.CSTNode, cst.CSTNode]:
+        if self._parents is None:
+            self._parents = cast(Mapping[cst.CSTNode, cst.CSTNode], self.wrapper.resolve(ParentNodeProvider))
+        return self._parents
+
+    @property
+    def scopes(self) -> Mapping[cst.CSTNode, Optional[Scope]]:
+        if self._scopes is None:
+            self._scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], self.wrapper.resolve(ScopeProvider))
+        return self._scopes
+
     # ------------------------------------------------------------------ lookups
 
     def line_of(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line
+        """The node's line in the file."""
+        return self.positions[node].start.line + self.line_offset
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)
@@ -158,7 +189,8 @@ class Tree:
                     start = self.positions[node].start
                     calls.setdefault((start.line, start.column), []).append(node)
             self._calls = calls
-        line, end_line = finding.line, finding.end_line or finding.line
+        line = finding.line - self.line_offset
+        end_line = (finding.end_line or finding.line) - self.line_offset
         candidates = self._calls.get((line, self._char_col(line, finding.col - 1)), [])
         end_col = self._char_col(end_line, finding.end_col - 1) if finding.end_col else None
         exact = [c for c in candidates if self.positions[c].end.line == end_line
@@ -211,6 +243,30 @@ class Tree:
                 return True
             current = self.parent(current)
         return False
+
+
+# a module-level function that calls one of these on a parameter (or passes one to the pool ones) releases it
+HELPER_RELEASES = ("close", "terminate", "disconnect", "ensure_closed")
+HELPER_POOL_RELEASES = ("putconn", "release")
+
+
+def release_helpers(statements: Iterable[cst.BaseStatement]) -> dict[str, FuncDef]:
+    """The functions among ``statements`` that release one of their parameters, by name."""
+    helpers: dict[str, FuncDef] = {}
+    for stmt in statements:
+        if not isinstance(stmt, cst.FunctionDef):
+            continue
+        params = {p.name.value for p in (*stmt.params.posonly_params, *stmt.params.params,
+                                         *stmt.params.kwonly_params)}
+        for node in _walk_local(stmt.body):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+                method = node.func.attr.value
+                on_param = isinstance(node.func.value, cst.Name) and node.func.value.value in params
+                arg_param = any(isinstance(a.value, cst.Name) and a.value.value in params for a in node.args)
+                if (on_param and method in HELPER_RELEASES) or (arg_param and method in HELPER_POOL_RELEASES):
+                    helpers[stmt.name.value] = stmt
+                    break
+    return helpers
 
 
 def _inside(scope: Scope, outer: Scope) -> bool:
@@ -388,10 +444,14 @@ class _Block:
 class Analyzer:
     """Decides the shape of one finding's fix in one parsed module."""
 
-    def __init__(self, tree: Tree, release_helpers: Sequence[str] = ()) -> None:
+    def __init__(self, tree: Tree, release_helpers: Sequence[str] = (),
+                 module_helpers: Callable[[], Iterable[FuncDef]] | None = None) -> None:
+        """``module_helpers``: the module-level functions of the file, when ``tree`` holds only part of
+        it (only those that may release a parameter are needed)."""
         self.tree = tree
         # configured helpers that release their argument: matched by their last name, to be safe
         self.configured_helpers = frozenset(name.rpartition(".")[2] for name in release_helpers)
+        self._module_functions = module_helpers
         self._module_release_helpers: dict[str, FuncDef] | None = None
         self.attached: set[str] = set()
         self._function: FuncDef | None = None
@@ -511,7 +571,7 @@ class Analyzer:
             finally_release=finally_release, fixture_return=fixture_return,
             commits_on_every_path=self._commits_on_every_path(owner.body[index + 1:end + 1], var, removals,
                                                               finally_release),
-            async_function=func.asynchronous is not None, call_offset=self._offset(line, call),
+            async_function=func.asynchronous is not None, call_offset=self._offset(line, call), tree=tree,
         )
 
     def _related(self, attached: set[str]) -> set[str]:
@@ -652,25 +712,11 @@ class Analyzer:
     def _release_helpers(self, api: ResourceApi) -> dict[str, FuncDef]:
         """Module-level functions that release one of their parameters (``def close_db(c): c.close()``)."""
         if self._module_release_helpers is None:
-            helpers: dict[str, FuncDef] = {}
-            for stmt in self.tree.module.body:
-                if not isinstance(stmt, cst.FunctionDef):
-                    continue
-                params = {p.name.value for p in (*stmt.params.posonly_params, *stmt.params.params,
-                                                 *stmt.params.kwonly_params)}
-                for node in _walk_local(stmt.body):
-                    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                        method = node.func.attr.value
-                        on_param = isinstance(node.func.value, cst.Name) and node.func.value.value in params
-                        arg_param = any(
-                            isinstance(a.value, cst.Name) and a.value.value in params for a in node.args
-                        )
-                        if (on_param and method in ("close", "terminate", "disconnect", "ensure_closed")) or (
-                            arg_param and method in ("putconn", "release")
-                        ):
-                            helpers[stmt.name.value] = stmt
-                            break
-            self._module_release_helpers = helpers
+            if self._module_functions is not None:
+                functions: Iterable[cst.BaseStatement] = self._module_functions()
+            else:
+                functions = self.tree.module.body
+            self._module_release_helpers = release_helpers(functions)
         return self._module_release_helpers
 
     def _follows_removable_release(self, node: cst.Return, var: str, api: ResourceApi) -> bool:
@@ -775,7 +821,7 @@ class Analyzer:
         return Shape(
             finding=finding, api=api, var=var, func=func, owner=owner, index=index, call=call, awaited=False,
             end=index, with_item=item_index, async_function=func.asynchronous is not None,
-            call_offset=self._offset(stmt, call),
+            call_offset=self._offset(stmt, call), tree=tree,
         )
 
 
@@ -965,7 +1011,10 @@ def pool_expression(call: cst.Call) -> cst.BaseExpression:
     return _pool_expression(call)
 
 
-__all__ = ["Analyzer", "NoSafeFix", "Shape", "Taint", "Tree", "dotted_name", "pool_expression"]
+__all__ = [
+    "HELPER_POOL_RELEASES", "HELPER_RELEASES", "Analyzer", "NoSafeFix", "Shape", "Taint", "Tree", "dotted_name",
+    "pool_expression", "release_helpers",
+]
 
 
 def _owning_block(tree: Tree, func: cst.FunctionDef, stmt: cst.CSTNode, what: str) -> tuple[cst.IndentedBlock, int]:
