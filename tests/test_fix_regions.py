@@ -135,3 +135,17 @@ def test_the_fix_is_the_one_of_a_whole_file_parse(path: Path, monkeypatch: pytes
     monkeypatch.setattr(regions, "_outermost_defs", lambda module: {})  # every function: the whole file
     whole = fix_text(source, unsafe=unsafe, path=str(path))
     assert _summary(cut) == _summary(whole)
+
+
+@pytest.mark.parametrize("name", sorted(CUTS))
+def test_the_children_map_gives_what_the_children_property_gives(name: str) -> None:
+    from connlint.fix.safety import _walk
+
+    text = CUTS[name]
+    module = ast.parse(text)
+    lines = [n.lineno for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for tree in [*Regions(text, module, lines).trees, regions.Tree(text)]:
+        nodes = list(_walk(tree.module))
+        assert len(nodes) > 20
+        for node in nodes:
+            assert list(tree.children(node)) == list(node.children)

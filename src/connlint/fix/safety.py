@@ -19,7 +19,6 @@ from libcst.metadata import (
     CodeRange,
     ComprehensionScope,
     MetadataWrapper,
-    ParentNodeProvider,
     PositionProvider,
     Scope,
     ScopeProvider,
@@ -132,17 +131,29 @@ class Tree:
                                        unsafe_skip_copy=True)
         self.module = self.wrapper.module
         self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
-        self._parents: Mapping[cst.CSTNode, cst.CSTNode] | None = None
+        self._family: _Family | None = None
         self._scopes: Mapping[cst.CSTNode, Optional[Scope]] | None = None
-        if not lazy:  # one batched pass computes all three
-            metadata = self.wrapper.resolve_many([PositionProvider, ParentNodeProvider, ScopeProvider])
+        if not lazy:  # one batched pass computes both
+            metadata = self.wrapper.resolve_many([PositionProvider, ScopeProvider])
             self._positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
-            self._parents = cast(Mapping[cst.CSTNode, cst.CSTNode], metadata[ParentNodeProvider])
             self._scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
         self.lines = _LINE_BREAK.split(text)
         self._functions: dict[int, FuncDef] | None = None
         self._calls: dict[tuple[int, int], list[cst.Call]] | None = None
         self._all_scopes: list[Scope] | None = None
+
+    def children(self, node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+        """``node.children``, from a map built once: the property rebuilds the node to find them, and the
+        checks walk the same statements again and again."""
+        found = self.family.children.get(node)
+        return found if found is not None else node.children
+
+    @property
+    def family(self) -> _Family:
+        if self._family is None:
+            self._family = _Family()
+            self.module.visit(self._family)
+        return self._family
 
     @property
     def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
@@ -152,9 +163,7 @@ class Tree:
 
     @property
     def parents(self) -> Mapping[cst.CSTNode, cst.CSTNode]:
-        if self._parents is None:
-            self._parents = cast(Mapping[cst.CSTNode, cst.CSTNode], self.wrapper.resolve(ParentNodeProvider))
-        return self._parents
+        return self.family.parents
 
     @property
     def scopes(self) -> Mapping[cst.CSTNode, Optional[Scope]]:
@@ -174,7 +183,7 @@ class Tree:
     def function_at(self, line: int) -> FuncDef | None:
         if self._functions is None:
             found: dict[int, FuncDef] = {}
-            for node in _walk(self.module):
+            for node in _walk(self.module, self.children):
                 if isinstance(node, cst.FunctionDef):
                     found[self.line_of(node.name)] = node
             self._functions = found
@@ -184,7 +193,7 @@ class Tree:
         """The call the finding points at (``ast`` columns count UTF-8 bytes, LibCST's characters)."""
         if self._calls is None:
             calls: dict[tuple[int, int], list[cst.Call]] = {}
-            for node in _walk(self.module):
+            for node in _walk(self.module, self.children):
                 if isinstance(node, cst.Call):
                     start = self.positions[node].start
                     calls.setdefault((start.line, start.column), []).append(node)
@@ -269,6 +278,29 @@ def release_helpers(statements: Iterable[cst.BaseStatement]) -> dict[str, FuncDe
     return helpers
 
 
+class _Family(cst.CSTVisitor):
+    """Each node's parent and children in one walk: what ``ParentNodeProvider`` gives, in a quarter of its
+    time (it asks every node for ``children``, which rebuilds the node)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.children: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self._stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._stack:
+            parent = self._stack[-1]
+            self.parents[node] = parent
+            self.children[parent].append(node)
+        self.children[node] = []
+        self._stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+
 def _inside(scope: Scope, outer: Scope) -> bool:
     current: Scope | None = scope.parent
     while current is not None and current is not current.parent:
@@ -288,15 +320,22 @@ def _only_comprehensions(scope: Scope, outer: Scope) -> bool:
     return True
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+Children = Callable[[cst.CSTNode], Sequence[cst.CSTNode]]
+
+
+def _own_children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    return node.children
+
+
+def _walk(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.CSTNode]:
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(children(current)))
 
 
-def _walk_local(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def _walk_local(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.CSTNode]:
     """Nodes of this scope: does not enter nested functions, classes or lambdas."""
     stack = [node]
     while stack:
@@ -304,7 +343,7 @@ def _walk_local(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         yield current
         if current is not node and isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(children(current)))
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -322,9 +361,10 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
 class Taint:
     """Which expressions may hold the resource or a live object obtained from it."""
 
-    def __init__(self, names: set[str], session: bool) -> None:
+    def __init__(self, names: set[str], session: bool, children: Children = _own_children) -> None:
         self.names = names
         self.session = session
+        self.children = children
 
     def expr(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.Name):
@@ -390,7 +430,7 @@ class Taint:
 
     def _comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
                        results: Sequence[cst.BaseExpression]) -> bool:
-        inner = Taint(set(self.names), self.session)
+        inner = Taint(set(self.names), self.session, self.children)
         level: cst.CompFor | None = node.for_in
         while level is not None:
             live = inner.elements(level.iter)
@@ -400,10 +440,10 @@ class Taint:
         return any(inner.expr(r) for r in results)
 
     def mentions(self, node: cst.CSTNode) -> bool:
-        return any(isinstance(n, cst.Name) and n.value in self.names for n in _names(node))
+        return any(isinstance(n, cst.Name) and n.value in self.names for n in _names(node, self.children))
 
 
-def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
+def _names(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.Name]:
     """Name nodes that read a variable (not attribute names or keyword argument names)."""
     stack: list[cst.CSTNode] = [node]
     while stack:
@@ -417,7 +457,7 @@ def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
         if isinstance(current, cst.Arg):
             stack.append(current.value)
             continue
-        stack.extend(current.children)
+        stack.extend(children(current))
 
 
 def _target_names(target: cst.CSTNode) -> list[str]:
@@ -485,7 +525,7 @@ class Analyzer:
         return scope
 
     def _check_name(self, func: FuncDef, var: str) -> None:
-        for node in _walk_local(func.body):
+        for node in _walk_local(func.body, self.tree.children):
             if isinstance(node, (cst.Global, cst.Nonlocal)) and any(n.name.value == var for n in node.names):
                 kind = "global" if isinstance(node, cst.Global) else "nonlocal"
                 raise NoSafeFix(f"'{var}' is declared {kind} at line {self.tree.line_of(node)}")
@@ -547,7 +587,7 @@ class Analyzer:
         body = owner.body[index + 1:last + 1]
         lends = _lends(func, tree)
         fixture = finding.code == "CNL007"
-        found = self._scan(body, var, api, Taint(tainted, session), lends=lends,
+        found = self._scan(body, var, api, Taint(tainted, session, self.tree.children), lends=lends,
                            fixture_return=fixture and last == len(owner.body) - 1 and owner is func.body)
         if found.problems:
             line_no, reason = found.problems[0]
@@ -562,7 +602,7 @@ class Analyzer:
             stmt = owner.body[end] if end > index else None
             if not (owner is func.body and end == len(owner.body) - 1 and _is_return_of(stmt, var)):
                 raise NoSafeFix("the fixture does not end with 'return " + var + "'")
-            if _has_other_return_or_yield(func, stmt):
+            if _has_other_return_or_yield(func, stmt, self.tree.children):
                 raise NoSafeFix("the fixture has another return or a yield")
             fixture_return = True
         return Shape(
@@ -581,7 +621,7 @@ class Analyzer:
             return attached
         related = set(attached)
         while True:
-            taint = Taint(related, session=True)
+            taint = Taint(related, session=True, children=self.tree.children)
             found = set(related)
             for target, _, value in _bindings(self._function.body, taint):
                 if taint.mentions(value):
@@ -611,7 +651,7 @@ class Analyzer:
         tainted = {var}
         copies: list[tuple[str, cst.CSTNode]] = []
         while True:
-            taint = Taint(set(tainted), session)
+            taint = Taint(set(tainted), session, self.tree.children)
             found: set[str] = set(tainted)
             bound: set[str] = {var}
             copies = []
@@ -640,7 +680,7 @@ class Analyzer:
         helpers = self._release_helpers(api)
         last_stmt = body[-1] if body else None
         for stmt in body:
-            for node in _walk_local(stmt):
+            for node in _walk_local(stmt, tree.children):
                 line = tree.line_of(node) if node in tree.positions else 0
                 if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not stmt:
                     continue
@@ -771,7 +811,7 @@ class Analyzer:
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
                 and _is_name(value.func.value, var) and value.func.attr.value == "commit"):
             return False
-        return not any(_leaves(stmt) for stmt in body)
+        return not any(_leaves(stmt, self.tree.children) for stmt in body)
 
     # ------------------------------------------------------------------ with f(...) as var (CNL003)
 
@@ -805,7 +845,7 @@ class Analyzer:
                     raise NoSafeFix(f"{what} is used after the 'with' block at line {tree.line_of(node)}")
         for _, node in derived:
             raise NoSafeFix(f"'{var}' is copied to another name at line {tree.line_of(node)}")
-        taint = Taint(tainted, session)
+        taint = Taint(tainted, session, self.tree.children)
         found = self._scan(body, var, api, taint, lends=_lends(func, tree), fixture_return=False)
         if found.problems:
             line_no, reason = found.problems[0]
@@ -848,7 +888,7 @@ def _stores(target: cst.CSTNode) -> bool:
 
 def _bindings(stmt: cst.CSTNode, taint: Taint) -> Iterator[tuple[cst.CSTNode, bool, cst.CSTNode]]:
     """(target, may hold a live object, value) for every binding in the statement's own scope."""
-    for node in _walk_local(stmt):
+    for node in _walk_local(stmt, taint.children):
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not stmt:
             continue
         if isinstance(node, cst.Assign):
@@ -868,7 +908,7 @@ def _bindings(stmt: cst.CSTNode, taint: Taint) -> Iterator[tuple[cst.CSTNode, bo
 def _attached(stmt: cst.CSTNode, taint: Taint) -> Iterator[str]:
     """Names handed to a session's methods (``s.add(obj)``, ``s.merge(obj)``): the objects become part
     of the session and are detached when it closes."""
-    for node in _walk_local(stmt):
+    for node in _walk_local(stmt, taint.children):
         if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
             continue
         if node.func.attr.value not in _ATTACHING or not taint.expr(node.func.value):
@@ -896,8 +936,9 @@ def _is_return_of(stmt: cst.CSTNode | None, var: str) -> bool:
     )
 
 
-def _has_other_return_or_yield(func: FuncDef, final: cst.CSTNode | None) -> bool:
-    for node in _walk_local(func.body):
+def _has_other_return_or_yield(func: FuncDef, final: cst.CSTNode | None,
+                               children: Children = _own_children) -> bool:
+    for node in _walk_local(func.body, children):
         if isinstance(node, (cst.Yield,)):
             return True
         if isinstance(node, cst.Return) and node.value is not None and (
@@ -981,7 +1022,7 @@ def _finally_comments(stmt: cst.Try, line: cst.SimpleStatementLine) -> bool:
     )
 
 
-def _leaves(stmt: cst.CSTNode) -> bool:
+def _leaves(stmt: cst.CSTNode, children: Children = _own_children) -> bool:
     """Whether a return/break/continue in ``stmt`` can jump out of it."""
 
     def visit(node: cst.CSTNode, in_loop: bool) -> bool:
@@ -992,10 +1033,10 @@ def _leaves(stmt: cst.CSTNode) -> bool:
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             return False
         if isinstance(node, (cst.For, cst.While)):
-            return any(visit(c, True) for c in node.body.children) or (
+            return any(visit(c, True) for c in children(node.body)) or (
                 node.orelse is not None and visit(node.orelse, in_loop)
             )
-        return any(visit(c, in_loop) for c in node.children)
+        return any(visit(c, in_loop) for c in children(node))
 
     return visit(stmt, False)
 
