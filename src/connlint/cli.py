@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     fix.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
     fix.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes that may change behaviour")
     add_selection_options(fix)
+    fix.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+                     help="fix files in N processes (default: one per CPU)")
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="show one rule's documentation")
     rule.add_argument("code")

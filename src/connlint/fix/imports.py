@@ -97,6 +97,8 @@ def _bound_once(tree: Tree, name: str) -> bool:
 
 
 def _unused(tree: Tree, name: str) -> bool:
+    if name not in tree.text:
+        return True  # no need to resolve the scopes of the whole file
     return all(not scope.assignments[name] and not scope.accesses[name] for scope in tree.all_scopes())
 
 

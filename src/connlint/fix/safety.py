@@ -10,7 +10,7 @@ either the block's last statement, a ``finally`` that ends it, or directly befor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, cast
 
@@ -19,7 +19,6 @@ from libcst.metadata import (
     CodeRange,
     ComprehensionScope,
     MetadataWrapper,
-    ParentNodeProvider,
     PositionProvider,
     Scope,
     ScopeProvider,
@@ -102,6 +101,7 @@ class Shape:
     call_offset: int = -1  # columns from the statement's start to the call's (-1: not on its first line)
     async_function: bool = False
     with_item: int | None = None  # CNL003: the item of the ``with`` at ``index`` that acquires
+    tree: Tree | None = field(default=None, compare=False, repr=False)  # the tree the nodes belong to
 
     @property
     def via_with(self) -> bool:
@@ -114,26 +114,66 @@ class Shape:
 
 
 class Tree:
-    """A parsed module with the metadata the checks need (positions, parents, scopes)."""
+    """A parsed module with the metadata the checks need (positions, parents, scopes).
 
-    def __init__(self, text: str) -> None:
+    The module may be one function cut out of a file (``regions``): ``line_offset`` turns its line
+    numbers into the file's. With ``lazy``, each kind of metadata is resolved when it is first asked
+    for (the whole-file tree that only answers questions about imports needs scopes alone)."""
+
+    def __init__(self, text: str, line_offset: int = 0, module: cst.Module | None = None,
+                 lazy: bool = False) -> None:
         self.text = text
-        # the module is ours alone, so no defensive copy; one batched pass computes all three
-        self.wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+        self.line_offset = line_offset
+        # the module is ours alone, so no defensive copy
+        self.wrapper = MetadataWrapper(module if module is not None else cst.parse_module(text),
+                                       unsafe_skip_copy=True)
         self.module = self.wrapper.module
-        metadata = self.wrapper.resolve_many([PositionProvider, ParentNodeProvider, ScopeProvider])
-        self.positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
-        self.parents = cast(Mapping[cst.CSTNode, cst.CSTNode], metadata[ParentNodeProvider])
-        self.scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
+        self._family: _Family | None = None
+        self._scopes: Mapping[cst.CSTNode, Optional[Scope]] | None = None
+        if not lazy:  # one batched pass computes both
+            metadata = self.wrapper.resolve_many([PositionProvider, ScopeProvider])
+            self._positions = cast(Mapping[cst.CSTNode, CodeRange], metadata[PositionProvider])
+            self._scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], metadata[ScopeProvider])
         self.lines = _LINE_BREAK.split(text)
         self._functions: dict[int, FuncDef] | None = None
         self._calls: dict[tuple[int, int], list[cst.Call]] | None = None
         self._all_scopes: list[Scope] | None = None
 
+    def children(self, node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+        """``node.children``, from a map built once: the property rebuilds the node to find them, and the
+        checks walk the same statements again and again."""
+        found = self.family.children.get(node)
+        return found if found is not None else node.children
+
+    @property
+    def family(self) -> _Family:
+        if self._family is None:
+            self._family = _Family()
+            self.module.visit(self._family)
+        return self._family
+
+    @property
+    def positions(self) -> Mapping[cst.CSTNode, CodeRange]:
+        if self._positions is None:
+            self._positions = cast(Mapping[cst.CSTNode, CodeRange], self.wrapper.resolve(PositionProvider))
+        return self._positions
+
+    @property
+    def parents(self) -> Mapping[cst.CSTNode, cst.CSTNode]:
+        return self.family.parents
+
+    @property
+    def scopes(self) -> Mapping[cst.CSTNode, Optional[Scope]]:
+        if self._scopes is None:
+            self._scopes = cast(Mapping[cst.CSTNode, Optional[Scope]], self.wrapper.resolve(ScopeProvider))
+        return self._scopes
+
     # ------------------------------------------------------------------ lookups
 
     def line_of(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line
+        """The node's line in the file."""
+        return self.positions[node].start.line + self.line_offset
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self.parents.get(node)
@@ -141,7 +181,7 @@ class Tree:
     def function_at(self, line: int) -> FuncDef | None:
         if self._functions is None:
             found: dict[int, FuncDef] = {}
-            for node in _walk(self.module):
+            for node in _walk(self.module, self.children):
                 if isinstance(node, cst.FunctionDef):
                     found[self.line_of(node.name)] = node
             self._functions = found
@@ -151,12 +191,13 @@ class Tree:
         """The call the finding points at (``ast`` columns count UTF-8 bytes, LibCST's characters)."""
         if self._calls is None:
             calls: dict[tuple[int, int], list[cst.Call]] = {}
-            for node in _walk(self.module):
+            for node in _walk(self.module, self.children):
                 if isinstance(node, cst.Call):
                     start = self.positions[node].start
                     calls.setdefault((start.line, start.column), []).append(node)
             self._calls = calls
-        line, end_line = finding.line, finding.end_line or finding.line
+        line = finding.line - self.line_offset
+        end_line = (finding.end_line or finding.line) - self.line_offset
         candidates = self._calls.get((line, self._char_col(line, finding.col - 1)), [])
         end_col = self._char_col(end_line, finding.end_col - 1) if finding.end_col else None
         exact = [c for c in candidates if self.positions[c].end.line == end_line
@@ -211,6 +252,53 @@ class Tree:
         return False
 
 
+# a module-level function that calls one of these on a parameter (or passes one to the pool ones) releases it
+HELPER_RELEASES = ("close", "terminate", "disconnect", "ensure_closed")
+HELPER_POOL_RELEASES = ("putconn", "release")
+
+
+def release_helpers(statements: Iterable[cst.BaseStatement]) -> dict[str, FuncDef]:
+    """The functions among ``statements`` that release one of their parameters, by name."""
+    helpers: dict[str, FuncDef] = {}
+    for stmt in statements:
+        if not isinstance(stmt, cst.FunctionDef):
+            continue
+        params = {p.name.value for p in (*stmt.params.posonly_params, *stmt.params.params,
+                                         *stmt.params.kwonly_params)}
+        for node in _walk_local(stmt.body):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+                method = node.func.attr.value
+                on_param = isinstance(node.func.value, cst.Name) and node.func.value.value in params
+                arg_param = any(isinstance(a.value, cst.Name) and a.value.value in params for a in node.args)
+                if (on_param and method in HELPER_RELEASES) or (arg_param and method in HELPER_POOL_RELEASES):
+                    helpers[stmt.name.value] = stmt
+                    break
+    return helpers
+
+
+class _Family(cst.CSTVisitor):
+    """Each node's parent and children in one walk: what ``ParentNodeProvider`` gives, in a quarter of its
+    time (it asks every node for ``children``, which rebuilds the node)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.children: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self._stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._stack:
+            parent = self._stack[-1]
+            self.parents[node] = parent
+            self.children[parent].append(node)
+        self.children[node] = []
+        self._stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+
 def _inside(scope: Scope, outer: Scope) -> bool:
     current: Scope | None = scope.parent
     while current is not None and current is not current.parent:
@@ -230,15 +318,22 @@ def _only_comprehensions(scope: Scope, outer: Scope) -> bool:
     return True
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+Children = Callable[[cst.CSTNode], Sequence[cst.CSTNode]]
+
+
+def _own_children(node: cst.CSTNode) -> Sequence[cst.CSTNode]:
+    return node.children
+
+
+def _walk(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.CSTNode]:
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(children(current)))
 
 
-def _walk_local(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def _walk_local(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.CSTNode]:
     """Nodes of this scope: does not enter nested functions, classes or lambdas."""
     stack = [node]
     while stack:
@@ -246,7 +341,7 @@ def _walk_local(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         yield current
         if current is not node and isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(children(current)))
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -264,9 +359,10 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
 class Taint:
     """Which expressions may hold the resource or a live object obtained from it."""
 
-    def __init__(self, names: set[str], session: bool) -> None:
+    def __init__(self, names: set[str], session: bool, children: Children = _own_children) -> None:
         self.names = names
         self.session = session
+        self.children = children
 
     def expr(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.Name):
@@ -332,7 +428,7 @@ class Taint:
 
     def _comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp,
                        results: Sequence[cst.BaseExpression]) -> bool:
-        inner = Taint(set(self.names), self.session)
+        inner = Taint(set(self.names), self.session, self.children)
         level: cst.CompFor | None = node.for_in
         while level is not None:
             live = inner.elements(level.iter)
@@ -342,10 +438,10 @@ class Taint:
         return any(inner.expr(r) for r in results)
 
     def mentions(self, node: cst.CSTNode) -> bool:
-        return any(isinstance(n, cst.Name) and n.value in self.names for n in _names(node))
+        return any(isinstance(n, cst.Name) and n.value in self.names for n in _names(node, self.children))
 
 
-def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
+def _names(node: cst.CSTNode, children: Children = _own_children) -> Iterator[cst.Name]:
     """Name nodes that read a variable (not attribute names or keyword argument names)."""
     stack: list[cst.CSTNode] = [node]
     while stack:
@@ -359,7 +455,7 @@ def _names(node: cst.CSTNode) -> Iterator[cst.Name]:
         if isinstance(current, cst.Arg):
             stack.append(current.value)
             continue
-        stack.extend(current.children)
+        stack.extend(children(current))
 
 
 def _target_names(target: cst.CSTNode) -> list[str]:
@@ -386,10 +482,14 @@ class _Block:
 class Analyzer:
     """Decides the shape of one finding's fix in one parsed module."""
 
-    def __init__(self, tree: Tree, release_helpers: Sequence[str] = ()) -> None:
+    def __init__(self, tree: Tree, release_helpers: Sequence[str] = (),
+                 module_helpers: Callable[[], Iterable[FuncDef]] | None = None) -> None:
+        """``module_helpers``: the module-level functions of the file, when ``tree`` holds only part of
+        it (only those that may release a parameter are needed)."""
         self.tree = tree
         # configured helpers that release their argument: matched by their last name, to be safe
         self.configured_helpers = frozenset(name.rpartition(".")[2] for name in release_helpers)
+        self._module_functions = module_helpers
         self._module_release_helpers: dict[str, FuncDef] | None = None
         self.attached: set[str] = set()
         self._function: FuncDef | None = None
@@ -423,7 +523,7 @@ class Analyzer:
         return scope
 
     def _check_name(self, func: FuncDef, var: str) -> None:
-        for node in _walk_local(func.body):
+        for node in _walk_local(func.body, self.tree.children):
             if isinstance(node, (cst.Global, cst.Nonlocal)) and any(n.name.value == var for n in node.names):
                 kind = "global" if isinstance(node, cst.Global) else "nonlocal"
                 raise NoSafeFix(f"'{var}' is declared {kind} at line {self.tree.line_of(node)}")
@@ -485,7 +585,7 @@ class Analyzer:
         body = owner.body[index + 1:last + 1]
         lends = _lends(func, tree)
         fixture = finding.code == "CNL007"
-        found = self._scan(body, var, api, Taint(tainted, session), lends=lends,
+        found = self._scan(body, var, api, Taint(tainted, session, self.tree.children), lends=lends,
                            fixture_return=fixture and last == len(owner.body) - 1 and owner is func.body)
         if found.problems:
             line_no, reason = found.problems[0]
@@ -500,7 +600,7 @@ class Analyzer:
             stmt = owner.body[end] if end > index else None
             if not (owner is func.body and end == len(owner.body) - 1 and _is_return_of(stmt, var)):
                 raise NoSafeFix("the fixture does not end with 'return " + var + "'")
-            if _has_other_return_or_yield(func, stmt):
+            if _has_other_return_or_yield(func, stmt, self.tree.children):
                 raise NoSafeFix("the fixture has another return or a yield")
             fixture_return = True
         return Shape(
@@ -509,7 +609,7 @@ class Analyzer:
             finally_release=finally_release, fixture_return=fixture_return,
             commits_on_every_path=self._commits_on_every_path(owner.body[index + 1:end + 1], var, removals,
                                                               finally_release),
-            async_function=func.asynchronous is not None, call_offset=self._offset(line, call),
+            async_function=func.asynchronous is not None, call_offset=self._offset(line, call), tree=tree,
         )
 
     def _related(self, attached: set[str]) -> set[str]:
@@ -519,7 +619,7 @@ class Analyzer:
             return attached
         related = set(attached)
         while True:
-            taint = Taint(related, session=True)
+            taint = Taint(related, session=True, children=self.tree.children)
             found = set(related)
             for target, _, value in _bindings(self._function.body, taint):
                 if taint.mentions(value):
@@ -549,7 +649,7 @@ class Analyzer:
         tainted = {var}
         copies: list[tuple[str, cst.CSTNode]] = []
         while True:
-            taint = Taint(set(tainted), session)
+            taint = Taint(set(tainted), session, self.tree.children)
             found: set[str] = set(tainted)
             bound: set[str] = {var}
             copies = []
@@ -578,7 +678,7 @@ class Analyzer:
         helpers = self._release_helpers(api)
         last_stmt = body[-1] if body else None
         for stmt in body:
-            for node in _walk_local(stmt):
+            for node in _walk_local(stmt, tree.children):
                 line = tree.line_of(node) if node in tree.positions else 0
                 if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not stmt:
                     continue
@@ -650,25 +750,11 @@ class Analyzer:
     def _release_helpers(self, api: ResourceApi) -> dict[str, FuncDef]:
         """Module-level functions that release one of their parameters (``def close_db(c): c.close()``)."""
         if self._module_release_helpers is None:
-            helpers: dict[str, FuncDef] = {}
-            for stmt in self.tree.module.body:
-                if not isinstance(stmt, cst.FunctionDef):
-                    continue
-                params = {p.name.value for p in (*stmt.params.posonly_params, *stmt.params.params,
-                                                 *stmt.params.kwonly_params)}
-                for node in _walk_local(stmt.body):
-                    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                        method = node.func.attr.value
-                        on_param = isinstance(node.func.value, cst.Name) and node.func.value.value in params
-                        arg_param = any(
-                            isinstance(a.value, cst.Name) and a.value.value in params for a in node.args
-                        )
-                        if (on_param and method in ("close", "terminate", "disconnect", "ensure_closed")) or (
-                            arg_param and method in ("putconn", "release")
-                        ):
-                            helpers[stmt.name.value] = stmt
-                            break
-            self._module_release_helpers = helpers
+            if self._module_functions is not None:
+                functions: Iterable[cst.BaseStatement] = self._module_functions()
+            else:
+                functions = self.tree.module.body
+            self._module_release_helpers = release_helpers(functions)
         return self._module_release_helpers
 
     def _follows_removable_release(self, node: cst.Return, var: str, api: ResourceApi) -> bool:
@@ -723,7 +809,7 @@ class Analyzer:
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
                 and _is_name(value.func.value, var) and value.func.attr.value == "commit"):
             return False
-        return not any(_leaves(stmt) for stmt in body)
+        return not any(_leaves(stmt, self.tree.children) for stmt in body)
 
     # ------------------------------------------------------------------ with f(...) as var (CNL003)
 
@@ -757,7 +843,7 @@ class Analyzer:
                     raise NoSafeFix(f"{what} is used after the 'with' block at line {tree.line_of(node)}")
         for _, node in derived:
             raise NoSafeFix(f"'{var}' is copied to another name at line {tree.line_of(node)}")
-        taint = Taint(tainted, session)
+        taint = Taint(tainted, session, self.tree.children)
         found = self._scan(body, var, api, taint, lends=_lends(func, tree), fixture_return=False)
         if found.problems:
             line_no, reason = found.problems[0]
@@ -773,7 +859,7 @@ class Analyzer:
         return Shape(
             finding=finding, api=api, var=var, func=func, owner=owner, index=index, call=call, awaited=False,
             end=index, with_item=item_index, async_function=func.asynchronous is not None,
-            call_offset=self._offset(stmt, call),
+            call_offset=self._offset(stmt, call), tree=tree,
         )
 
 
@@ -796,7 +882,7 @@ def _stores(target: cst.CSTNode) -> bool:
 
 def _bindings(stmt: cst.CSTNode, taint: Taint) -> Iterator[tuple[cst.CSTNode, bool, cst.CSTNode]]:
     """(target, may hold a live object, value) for every binding in the statement's own scope."""
-    for node in _walk_local(stmt):
+    for node in _walk_local(stmt, taint.children):
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not stmt:
             continue
         if isinstance(node, cst.Assign):
@@ -816,7 +902,7 @@ def _bindings(stmt: cst.CSTNode, taint: Taint) -> Iterator[tuple[cst.CSTNode, bo
 def _attached(stmt: cst.CSTNode, taint: Taint) -> Iterator[str]:
     """Names handed to a session's methods (``s.add(obj)``, ``s.merge(obj)``): the objects become part
     of the session and are detached when it closes."""
-    for node in _walk_local(stmt):
+    for node in _walk_local(stmt, taint.children):
         if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
             continue
         if node.func.attr.value not in _ATTACHING or not taint.expr(node.func.value):
@@ -844,8 +930,9 @@ def _is_return_of(stmt: cst.CSTNode | None, var: str) -> bool:
     )
 
 
-def _has_other_return_or_yield(func: FuncDef, final: cst.CSTNode | None) -> bool:
-    for node in _walk_local(func.body):
+def _has_other_return_or_yield(func: FuncDef, final: cst.CSTNode | None,
+                               children: Children = _own_children) -> bool:
+    for node in _walk_local(func.body, children):
         if isinstance(node, (cst.Yield,)):
             return True
         if isinstance(node, cst.Return) and node.value is not None and (
@@ -929,7 +1016,7 @@ def _finally_comments(stmt: cst.Try, line: cst.SimpleStatementLine) -> bool:
     )
 
 
-def _leaves(stmt: cst.CSTNode) -> bool:
+def _leaves(stmt: cst.CSTNode, children: Children = _own_children) -> bool:
     """Whether a return/break/continue in ``stmt`` can jump out of it."""
 
     def visit(node: cst.CSTNode, in_loop: bool) -> bool:
@@ -940,10 +1027,10 @@ def _leaves(stmt: cst.CSTNode) -> bool:
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             return False
         if isinstance(node, (cst.For, cst.While)):
-            return any(visit(c, True) for c in node.body.children) or (
+            return any(visit(c, True) for c in children(node.body)) or (
                 node.orelse is not None and visit(node.orelse, in_loop)
             )
-        return any(visit(c, in_loop) for c in node.children)
+        return any(visit(c, in_loop) for c in children(node))
 
     return visit(stmt, False)
 
@@ -959,7 +1046,10 @@ def pool_expression(call: cst.Call) -> cst.BaseExpression:
     return _pool_expression(call)
 
 
-__all__ = ["Analyzer", "NoSafeFix", "Shape", "Taint", "Tree", "dotted_name", "pool_expression"]
+__all__ = [
+    "HELPER_POOL_RELEASES", "HELPER_RELEASES", "Analyzer", "NoSafeFix", "Shape", "Taint", "Tree", "dotted_name",
+    "pool_expression", "release_helpers",
+]
 
 
 def _owning_block(tree: Tree, func: cst.FunctionDef, stmt: cst.CSTNode, what: str) -> tuple[cst.IndentedBlock, int]:
