@@ -12,19 +12,20 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connlint import __version__
-from connlint.checker import Options, check_tree, mentions_catalog
+from connlint.checker import Options, check_tree
 from connlint.config import BY_NAME, FLAKE8_SETTINGS, Config, ConfigError, find_config, load_config
+from connlint.prefilter import prefilter
 from connlint.rules import DEFAULT_OFF, RULES
 
 if TYPE_CHECKING:
     from connlint.cache import Cache
 
 
-@lru_cache(maxsize=64)
+@cache  # one entry per folder of the run: a bounded cache thrashed on big trees
 def _pyproject_config(directory: str) -> Config:
     found = find_config([directory])
     if found is None:
@@ -48,6 +49,11 @@ def _cache(root: str, setting: str | None) -> Cache | None:
     return Cache(cache_folder(Path(root), setting))
 
 
+@cache
+def _is_project_module(root: str, top: str) -> bool:
+    return os.path.isfile(os.path.join(root, top + ".py")) or os.path.isfile(os.path.join(root, top, "__init__.py"))
+
+
 def _imports_project_modules(tree: ast.Module, path: str) -> bool:
     """Does the file import another module of its own project (where a factory may live)?"""
     from connlint.project import module_name
@@ -64,8 +70,7 @@ def _imports_project_modules(tree: ast.Module, path: str) -> bool:
             continue
         for name in names:
             top = name.split(".", 1)[0]
-            if top and (os.path.isfile(os.path.join(root, top + ".py"))
-                        or os.path.isfile(os.path.join(root, top, "__init__.py"))):
+            if top and _is_project_module(root, top):
                 return True
     return False
 
@@ -125,7 +130,9 @@ class Plugin:
         catalog = config.catalog()
         source = "".join(self.lines) if self.lines else None
         path = os.path.abspath(self.filename) if self.filename and self.filename != "stdin" else None
-        if source is not None and not mentions_catalog(source, catalog) and not (
+        # what 'connlint check' analyses: a file that can acquire from the catalog (the prefilter), or
+        # one that may call a factory of another module of its project (its later rounds)
+        if source is not None and not prefilter(catalog).may_acquire(source) and not (
             path is not None and _imports_project_modules(self.tree, path)
         ):
             return

@@ -201,7 +201,7 @@ class ProjectIndex:
         allowed = self.options.project_exports
         if allowed is None:
             return True
-        from connlint.runner import prefilter
+        from connlint.prefilter import prefilter
 
         if prefilter(self.catalog).names_catalog(text):
             return True
@@ -283,7 +283,7 @@ class ProjectIndex:
         self.cache.store(self.catalog, key, entry)
 
     def _new_entry(self, text: str, digest: str) -> dict[str, object]:
-        from connlint.runner import prefilter
+        from connlint.prefilter import prefilter
 
         acquires = prefilter(self.catalog).names_catalog(text)
         # the words are kept for _may_provide in later project rounds, which name known factories

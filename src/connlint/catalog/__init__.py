@@ -104,7 +104,7 @@ class Catalog:
     types: frozenset[str] = frozenset()
     registries: dict[str, Registry] = field(default_factory=dict)  # by every spelling of the call
 
-    @property
+    @cached_property
     def root_modules(self) -> frozenset[str]:
         """Top-level module names a file must mention to acquire anything from the catalog."""
         names = set(self.resources) | set(self.constructors) | set(self.values) | set(self.types)
