@@ -223,3 +223,24 @@ def test_opt_in_rule_needs_explicit_selection(tmp_path: Path) -> None:
     # as in flake8, an explicit selection beats the implicit default-off
     assert run("check", "--select", "CNL", "m.py", cwd=tmp_path).returncode == 1
     assert run("check", "--select", "CNL0", "m.py", cwd=tmp_path).returncode == 0
+
+
+def test_a_factory_of_another_root_is_followed_whatever_the_jobs(tmp_path: Path) -> None:
+    """Two package roots (a library and its user, as src/ and tests/ are): a wrapper in one calls a
+    factory of the other. Every process knows every root of the run, and the project rounds look for
+    a newly found factory in files of any root, so the finding does not depend on -j."""
+    (tmp_path / "a" / "pkg_a").mkdir(parents=True)
+    (tmp_path / "b" / "pkg_b").mkdir(parents=True)
+    (tmp_path / "a" / "pkg_a" / "__init__.py").write_text("")
+    (tmp_path / "b" / "pkg_b" / "__init__.py").write_text("")
+    (tmp_path / "b" / "pkg_b" / "db.py").write_text(
+        "import sqlite3\n\n\ndef get_conn(path):\n    return sqlite3.connect(path)\n")
+    (tmp_path / "a" / "pkg_a" / "wrap.py").write_text(
+        "from pkg_b.db import get_conn\n\n\ndef wrapped(path):\n    return get_conn(path)\n")
+    (tmp_path / "a" / "pkg_a" / "user.py").write_text(
+        "from pkg_a.wrap import wrapped\n\n\ndef count(path):\n    conn = wrapped(path)\n"
+        "    return conn.execute('select 1').fetchone()\n")
+    for jobs in ("-j1", "-j2"):
+        proc = run("check", "--no-cache", jobs, "--format", "concise", "a", "b", cwd=tmp_path)
+        assert proc.stdout.startswith("a/pkg_a/user.py:5:12: CNL001 connection 'conn' from wrapped() "), (
+            jobs, proc.stdout, proc.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -497,12 +498,29 @@ def active_cache() -> Cache | None:
     return _CACHE[0] if _CACHE else None
 
 
+# The package roots of every file of the run. Every process knows all of them before its first lookup:
+# a root a -j worker had not yet seen (no file of it checked there) made "import x" resolve, or not,
+# depending on which files the worker had been given, so output could change with -j.
+_DECLARED_ROOTS: set[str] = set()
+
+
+def declare_roots(roots: Iterable[str]) -> None:
+    _DECLARED_ROOTS.update(roots)
+
+
+def declared_roots() -> frozenset[str]:
+    return frozenset(_DECLARED_ROOTS)
+
+
 def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     """This process's project index for a catalog and options (modules parsed once per process)."""
     key = (id(catalog), options)
     found = _PROJECTS.get(key)
     if found is None or found.catalog is not catalog:
         found = _PROJECTS[key] = ProjectIndex(catalog, options, cache=active_cache())
+    if not found.roots >= _DECLARED_ROOTS:
+        for root in sorted(_DECLARED_ROOTS - found.roots):
+            found.add_root(root)
     return found
 
 
@@ -525,6 +543,7 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
     from connlint.runner import check_paths
 
     word = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    declare_roots(module_name(path)[1] for path in paths)
     known: set[str] = set()  # "root|package.module.name" of every factory and helper found
     results = check_paths(paths, replace(options, project_exports=frozenset()), jobs, config)  # type: ignore[arg-type]
     by_path = {r.path: i for i, r in enumerate(results)}
@@ -546,15 +565,18 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
             # files skipped so far, and files checked before these names were known (a cycle of
             # imports: a.py calls b.connect_b(), which wraps a.connect_a())
             root = module_name(r.path)[1]
-            if root not in wanted:
-                continue
             try:
                 text = read_source(r.path).text
             except UnreadableFile:
                 continue
             words = set(word.findall(text))
             relative = "from ." in text
-            if any(name in words and (package in words or relative) for name, package in wanted[root]):
+            # a name of its own root may come through a relative import; one of another root (a
+            # src/ package used by tests/, a library used by an app) only through its package's name
+            if any(
+                name in words and (package in words or (relative and root == where))
+                for where, names in wanted.items() for name, package in names
+            ):
                 pending.append(r.path)
         if not pending:
             break

@@ -216,11 +216,12 @@ def _internal_error(exc: BaseException) -> str:
 _WORKER_CATALOG: list[Catalog] = []  # the catalog of this worker process, built once by _start_worker
 
 
-def _start_worker(config: Config | None, cache: Cache | None) -> None:
+def _start_worker(config: Config | None, cache: Cache | None, roots: frozenset[str] = frozenset()) -> None:
     _WORKER_CATALOG[:] = [config.catalog() if config is not None else default_catalog()]
-    from connlint.project import use_cache
+    from connlint.project import declare_roots, use_cache
 
     use_cache(cache)
+    declare_roots(roots)
 
 
 def _check_one(args: tuple[str, Options, bool]) -> FileResult:
@@ -246,7 +247,7 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
         return [check_file(path, opts, catalog, force) for path, opts, force in tasks]
     from concurrent.futures import ProcessPoolExecutor
 
-    from connlint.project import active_cache
+    from connlint.project import active_cache, declared_roots
 
     # Largest files first, in small chunks: the files that take long (big modules full of database
     # code) sit next to each other in a tree (a package's tests), and 64 of them in one chunk kept one
@@ -255,7 +256,7 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
     chunk = max(1, min(8, len(paths) // (jobs * 32)))
     results: list[FileResult | None] = [None] * len(tasks)
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
-                             initargs=(config, active_cache())) as pool:
+                             initargs=(config, active_cache(), declared_roots())) as pool:
         for i, result in zip(order, pool.map(_check_one, [tasks[i] for i in order], chunksize=chunk)):
             results[i] = result
     return [r for r in results if r is not None]
