@@ -505,6 +505,8 @@ _DECLARED_ROOTS: set[str] = set()
 
 
 def declare_roots(roots: Iterable[str]) -> None:
+    """The roots of this run (replacing those of an earlier run in the same process)."""
+    _DECLARED_ROOTS.clear()
     _DECLARED_ROOTS.update(roots)
 
 
