@@ -17,8 +17,18 @@ _FORMS = {
 def help_text(finding: Finding) -> str:
     leak = finding.leak
     code = finding.code
+    if code == "CNL010":
+        return ("call `Session.remove()` when each request ends, e.g. in an "
+                "`@app.teardown_appcontext` handler")
+    if code == "CNL011":
+        return "call `Session.remove()` in a `finally` around the thread's work"
     if leak is None:
         return ""
+    if code == "CNL008":
+        return "close it in a method of the class (`close()`, or `__exit__` to allow `with`)"
+    if code == "CNL009":
+        return ("close it in an `@app.teardown_appcontext` handler: "
+                "`db = g.pop(name, None)`, then `db.close()` if it is not None")
     var = leak.var or "conn"
     call = f"{leak.api.api}(...)"
     if code == "CNL003":
