@@ -209,10 +209,7 @@ def _escapes(tree: ast.AST, names: frozenset[str], parents: dict[int, ast.AST],
                 ):
                     continue
                 return True
-            parent = parents.get(id(node))
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                continue
-            if isinstance(parent, ast.Call) and parent.func is node:
+            if _called_or_dereferenced(node, parents):
                 continue
             return True
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and names.intersection(node.names):
@@ -506,13 +503,17 @@ def _attribute_escapes(tree: ast.AST, modules: set[str], name: str, parents: dic
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and node.attr == name and isinstance(node.value, ast.Name)
                 and node.value.id in modules):
-            parent = parents.get(id(node))
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                continue
-            if isinstance(parent, ast.Call) and parent.func is node:
+            if _called_or_dereferenced(node, parents):
                 continue
             return True
     return False
+
+
+def _called_or_dereferenced(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Is the registry only used here as ``Session(...)`` or ``Session.attr`` (which keeps it)?"""
+    parent = parents.get(id(node))
+    return (isinstance(parent, ast.Attribute) and parent.value is node) or (
+        isinstance(parent, ast.Call) and parent.func is node)
 
 
 def _thread_findings(tree: ast.Module, resolver: Resolver, reg: ScopedRegistry, names: frozenset[str],
