@@ -187,6 +187,42 @@ def test_a_module_that_is_not_checked_is_summarised_once(shop: Path, tmp_path: P
     assert codes(second) == codes(first)
 
 
+CLOSER = "def close_quietly(c):\n    c.close()\n"
+NOT_A_CLOSER = "def close_quietly(c):\n    return repr(c)\n"
+CLOSED_BY_HELPER = textwrap.dedent(
+    """\
+    import sqlite3
+
+    from shop.util import close_quietly
+
+
+    def count(path):
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute("select 1").fetchone()
+        finally:
+            close_quietly(conn)
+    """
+)
+
+
+def test_a_helper_in_a_module_that_names_no_driver_is_followed_and_its_changes_seen(
+        shop: Path, tmp_path: Path, capsys, monkeypatch):
+    (shop / "shop" / "util.py").write_text(CLOSER)
+    (shop / "shop" / "service.py").write_text(CLOSED_BY_HELPER)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    _, out, _ = run(shop, capsys, monkeypatch, *cache)
+    assert codes(out) == {("other.py", 5, "CNL001")}
+    _, again, spy = run(shop, capsys, monkeypatch, *cache)
+    assert again == out and not spy.checked
+    (shop / "shop" / "util.py").write_text(NOT_A_CLOSER)
+    _, out, spy = run(shop, capsys, monkeypatch, *cache)
+    assert codes(out) == {("service.py", 7, "CNL001"), ("other.py", 5, "CNL001")}
+    assert "other.py" not in spy.checked
+    _, uncached, _ = run(shop, capsys, monkeypatch, "--no-cache")
+    assert out == uncached
+
+
 @pytest.mark.parametrize("garbage", [b"", b"{", b"\x00\xff\xfe", b"[]", b'{"format": 999}', b"null"])
 def test_corrupt_entries_are_ignored(shop: Path, tmp_path: Path, capsys, monkeypatch, garbage: bytes):
     cache = tmp_path / "cache"

@@ -520,6 +520,9 @@ class EventBuilder:
             if self.scope.cls is not None and receiver == self.scope.self_name:
                 helper = self.helpers.get(f"{self.scope.cls}.{func.attr}")
                 skip_self = True
+            elif callee is not None and callee.partition(".")[0] not in self.scope.local_names:
+                # a function of an imported module or class: db.close_conn(conn), Pool.put(conn)
+                helper = self.helpers.get(callee)
         elif callee is not None:
             helper = self.helpers.get(callee)
         qualified = self.resolver.qualify(func, self.scope) if self.release_helpers else None

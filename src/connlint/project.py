@@ -83,6 +83,9 @@ class ProjectIndex:
         self.cache = cache
         self._modules: dict[str, Optional[ModuleSummary]] = {}
         self._missing: set[str] = set()
+        # modules whose text names nothing a factory could stem from (``_may_provide``): factory
+        # lookups skip them; a helper lookup, which any module's function can answer, loads them
+        self._unprovided: set[str] = set()
         self._found: dict[str, tuple[str, bool] | None] = {}
         self._listings: dict[str, frozenset[str]] = {}
         self._depth = 0
@@ -145,13 +148,16 @@ class ProjectIndex:
     def remember(self, module: str, summary: ModuleSummary) -> None:
         """The summary of a module the caller checked itself: later lookups need not parse it."""
         self._modules[module] = summary
+        self._unprovided.discard(module)
 
-    def summary(self, module: str) -> ModuleSummary | None:
-        """The summary of a project module, parsing it (once per process) if needed."""
-        found = self._summary(module)
+    def summary(self, module: str, helpers: bool = False) -> ModuleSummary | None:
+        """The summary of a project module, parsing it (once per process) if needed. With ``helpers``,
+        also of a module whose text rules out factories (a helper that closes or keeps its argument
+        needs no driver name: ``def close_quietly(c): c.close()``)."""
+        found = self._summary(module, helpers)
         if _TRACES:
             trace = _TRACES[-1]
-            trace.ask(["s", module, self.fingerprint(found), self._depth - trace.start])
+            trace.ask(["h" if helpers else "s", module, self.fingerprint(found), self._depth - trace.start])
             path = self._paths.get(module)
             if path is not None:
                 trace.files.add(path)
@@ -159,9 +165,18 @@ class ProjectIndex:
                 trace.volatile = trace.volatile or module in self._volatile
         return found
 
-    def _summary(self, module: str) -> ModuleSummary | None:
+    def _summary(self, module: str, helpers: bool = False) -> ModuleSummary | None:
+        if module in self._unprovided:
+            if not helpers:
+                return None
+            if module in self._modules:
+                return self._modules[module]
+            return self._load(module, force=True)
         if module in self._modules:
             return self._modules[module]
+        return self._load(module, force=helpers)
+
+    def _load(self, module: str, force: bool) -> ModuleSummary | None:
         if module in self._missing:
             return None
         found = self._found[module] if module in self._found else self._found.setdefault(
@@ -173,11 +188,15 @@ class ProjectIndex:
         self._modules[module] = None  # while loading: a cycle of imports sees "not loaded"
         self._paths[module] = path
         if self.cache is not None:
-            summary = self._cached_summary(self.cache, module, path, is_pkg)
+            summary = self._cached_summary(self.cache, module, path, is_pkg, force)
         else:
             text = _read(path)
-            if text is None or not self._may_provide(text):
+            if text is None:
                 return None
+            if not self._may_provide(text):
+                self._unprovided.add(module)
+                if not force:
+                    return None
             summary = self._compute(module, path, is_pkg, text)
         if summary is not None:
             self._modules[module] = summary
@@ -210,7 +229,8 @@ class ProjectIndex:
 
     # ------------------------------------------------------------------ the cache
 
-    def _cached_summary(self, cache: Cache, module: str, path: str, is_pkg: bool) -> ModuleSummary | None:
+    def _cached_summary(self, cache: Cache, module: str, path: str, is_pkg: bool,
+                        force: bool) -> ModuleSummary | None:
         """``_summary`` through the cache: the entry of an unchanged module whose recorded questions
         still get the same answers gives the summary; otherwise it is computed (and stored)."""
         from connlint.cache import content_hash, file_stamp, options_key
@@ -234,7 +254,9 @@ class ProjectIndex:
             dirty = True
         try:
             if not self._entry_may_provide(entry):
-                return None
+                self._unprovided.add(module)
+                if not force:
+                    return None
             reused, found = self._stored_summary(module, entry.get("result"))
             if reused:
                 return found
@@ -246,7 +268,9 @@ class ProjectIndex:
                 entry["stamp"] = stamp
                 dirty = True
                 if not self._entry_may_provide(entry):
-                    return None
+                    self._unprovided.add(module)
+                    if not force:
+                        return None
             trace = Trace(self._depth)
             _TRACES.append(trace)
             try:
@@ -368,9 +392,9 @@ class ProjectIndex:
         try:
             for question in questions:
                 kind = question[0]
-                if kind == "s":
+                if kind == "s" or kind == "h":
                     self._depth = start + int(question[3])
-                    answer: object = self.fingerprint(self._summary(question[1]))
+                    answer: object = self.fingerprint(self._summary(question[1], kind == "h"))
                 elif kind == "f":
                     found = self._find_file(question[1])
                     answer = found[0] if found is not None else None
@@ -380,7 +404,7 @@ class ProjectIndex:
                     answer = torn_down_elsewhere(question[2], question[1])
                 else:
                     return False
-                if answer != question[2 if kind == "s" else -1]:
+                if answer != question[2 if kind in ("s", "h") else -1]:
                     return False
             return True
         finally:
@@ -427,7 +451,7 @@ class ProjectIndex:
         self._depth += 1
         try:
             for module, key in self._split(qualified):
-                summary = self.summary(module)
+                summary = self.summary(module, what == "helper")
                 if summary is None:
                     continue
                 found: object | None = summary.factory_for(key) if what == "factory" else summary.helper_for(key)
