@@ -66,3 +66,23 @@ def test_flake8_reads_connlint_options_from_its_config_and_pyproject(tmp_path: P
     (tmp_path / "svc.py").write_text("from myapp.db import get_conn\n\n\ndef f():\n    c = get_conn()\n    c.q()\n")
     out = run([sys.executable, "-m", "flake8", "--select", "CNL", "svc.py"], tmp_path)
     assert out.startswith("svc.py:5:9: CNL001 connection 'c' from myapp.db.get_conn() is never closed")
+
+
+def test_flake8_knows_every_root_of_its_run(tmp_path: Path) -> None:
+    """src/ and tests/ layout: a test module (root tests/) leaks what a factory of the package under
+    src/ returns. flake8 checks one file at a time but is given both folders, as the CLI is."""
+    (tmp_path / "src" / "shop").mkdir(parents=True)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "src" / "shop" / "__init__.py").write_text("")
+    (tmp_path / "src" / "shop" / "db.py").write_text(
+        "import sqlite3\n\n\ndef get_conn(path):\n    return sqlite3.connect(path)\n")
+    (tmp_path / "tests" / "test_orders.py").write_text(
+        "from shop.db import get_conn\n\n\ndef test_count(tmp_path):\n    conn = get_conn(tmp_path / 'x.db')\n"
+        "    assert conn.execute('select 1').fetchone()\n")
+    for jobs in ("-j1", "-j2"):
+        flake8_out = run([sys.executable, "-m", "flake8", "--isolated", jobs, "--select", "CNL", "src", "tests"],
+                         tmp_path)
+        cli_out = run([sys.executable, "-m", "connlint", "check", "--no-cache", jobs, "--format", "concise",
+                       "src", "tests"], tmp_path)
+        assert sorted(flake8_out.splitlines()) == sorted(cli_out.splitlines())
+        assert flake8_out.startswith("tests/test_orders.py:5:12: CNL001 connection 'conn' from get_conn() ")

@@ -54,11 +54,19 @@ def _is_project_module(root: str, top: str) -> bool:
     return os.path.isfile(os.path.join(root, top + ".py")) or os.path.isfile(os.path.join(root, top, "__init__.py"))
 
 
-def _imports_project_modules(tree: ast.Module, path: str) -> bool:
-    """Does the file import another module of its own project (where a factory may live)?"""
-    from connlint.project import module_name
+@cache
+def _run_roots(filenames: tuple[str, ...]) -> frozenset[str]:
+    """The package roots of every file flake8 was asked to check, as ``connlint check`` declares them:
+    a tests/ folder that imports the package of src/ finds its factories with either entry point."""
+    from connlint.files import discover
+    from connlint.project import package_roots
 
-    root = module_name(path)[1]
+    paths = [p for p in filenames or (".",) if p != "-"]
+    return frozenset(package_roots(discover(paths)))
+
+
+def _imports_project_modules(tree: ast.Module, roots: frozenset[str]) -> bool:
+    """Does the file import another module of its run's roots (where a factory may live)?"""
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
             if node.level:
@@ -70,7 +78,7 @@ def _imports_project_modules(tree: ast.Module, path: str) -> bool:
             continue
         for name in names:
             top = name.split(".", 1)[0]
-            if top and _is_project_module(root, top):
+            if top and any(_is_project_module(root, top) for root in roots):
                 return True
     return False
 
@@ -79,6 +87,7 @@ class Plugin:
     name = "connlint"
     version = __version__
     _flake8_settings: ClassVar[dict[str, Any]] = {}
+    _filenames: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, tree: ast.AST, filename: str = "", lines: list[str] | None = None) -> None:
         self.tree = tree
@@ -104,6 +113,7 @@ class Plugin:
         cls._flake8_settings = {
             name: getattr(options, "connlint_" + name.replace("-", "_"), None) for name in FLAKE8_SETTINGS
         }
+        cls._filenames = tuple(getattr(options, "filenames", None) or ())
 
     def _options(self, config: Config) -> Options:
         s = self._flake8_settings
@@ -130,10 +140,16 @@ class Plugin:
         catalog = config.catalog()
         source = "".join(self.lines) if self.lines else None
         path = os.path.abspath(self.filename) if self.filename and self.filename != "stdin" else None
+        roots: frozenset[str] = frozenset()
+        if path is not None:
+            from connlint.project import declare_roots, package_roots
+
+            roots = _run_roots(self._filenames) | package_roots([path])
+            declare_roots(roots)
         # what 'connlint check' analyses: a file that can acquire from the catalog (the prefilter), or
         # one that may call a factory of another module of its project (its later rounds)
         if source is not None and not prefilter(catalog).may_acquire(source) and not (
-            path is not None and _imports_project_modules(self.tree, path)
+            path is not None and _imports_project_modules(self.tree, roots)
         ):
             return
         for finding in check_tree(self.tree, self._options(config), catalog, source, path):

@@ -528,6 +528,31 @@ def active_cache() -> Cache | None:
 _DECLARED_ROOTS: set[str] = set()
 
 
+def package_roots(paths: Iterable[str]) -> set[str]:
+    """The root of each file (``module_name(path)[1]``), from one probe per folder: a run of
+    thousands of files has a few hundred folders."""
+    folders: dict[str, str] = {}
+
+    def root_of(folder: str) -> str:
+        found = folders.get(folder)
+        if found is None:
+            parent = os.path.dirname(folder)
+            in_package = (parent != folder and os.path.basename(folder).isidentifier()
+                          and os.path.isfile(os.path.join(folder, "__init__.py")))
+            found = folders[folder] = root_of(parent) if in_package else folder
+        return found
+
+    roots = set()
+    for path in paths:
+        full = os.path.abspath(path)
+        folder = os.path.dirname(full)
+        if os.path.basename(full) == "__init__.py" and not os.path.basename(folder).isidentifier():
+            roots.add(os.path.dirname(folder))
+        else:
+            roots.add(root_of(folder))
+    return roots
+
+
 def declare_roots(roots: Iterable[str]) -> None:
     """The roots of this run (replacing those of an earlier run in the same process)."""
     _DECLARED_ROOTS.clear()
@@ -569,7 +594,7 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
     from connlint.runner import check_paths
 
     word = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-    declare_roots(module_name(path)[1] for path in paths)
+    declare_roots(package_roots(paths))
     known: set[str] = set()  # "root|package.module.name" of every factory and helper found
     results = check_paths(paths, replace(options, project_exports=frozenset()), jobs, config)  # type: ignore[arg-type]
     by_path = {r.path: i for i, r in enumerate(results)}
