@@ -302,7 +302,41 @@ class ModuleChecker:
             module = self.project.summary(target)
             if module is not None and any(module.factory_for(w) is not None for w in words & module.local_functions):
                 return True
-        return False
+            if module is not None and any(  # a module's class: dbmodule.Database(url).session()
+                key.partition(".")[0] in words and key.rpartition(".")[2] in words
+                for key in module.factories if "." in key
+            ):
+                return True
+        # a factory method of a class it imports: Database(url).session(), self.db.session() (in a
+        # project run, only once an earlier round found a factory by that name)
+        known = self.options.project_exports
+        if known is not None and words.isdisjoint(known):
+            return False
+        return not words.isdisjoint(self._imported_factory_methods)
+
+    @property
+    def _imported_factory_methods(self) -> frozenset[str]:
+        """Names of the factory methods of the classes of the project modules this module imports
+        from (``Database.session`` in myapp/db.py: "session")."""
+        found = getattr(self, "_factory_methods_cache", None)
+        if found is None:
+            names: set[str] = set()
+            assert self.project is not None
+            for target in sorted(set(self.project_imports.values())):
+                for _ in range(self.project.MAX_DEPTH):  # through re-exports: "from .db import Database"
+                    owner, _, cls = target.rpartition(".")
+                    if not owner or not cls[:1].isupper():  # spelled like a class
+                        break
+                    summary = self.project.summary(owner)
+                    if summary is None:
+                        break
+                    names.update(key.partition(".")[2] for key in summary.factories
+                                 if key.partition(".")[0] == cls and "." in key)
+                    if cls not in summary.imports or summary.imports[cls] == target:
+                        break
+                    target = summary.imports[cls]
+            found = self._factory_methods_cache = frozenset(names)
+        return found
 
     @property
     def project_imports(self) -> dict[str, str]:
@@ -321,7 +355,7 @@ class ModuleChecker:
 
     # words that make a function worth summarising as a helper for other modules: releases, and the
     # container/cleanup methods that keep an argument (not set/add/update: too common to pay for)
-    _HELPER_WORDS = frozenset({"append", "appendleft", "extend", "insert", "put", "put_nowait",
+    HELPER_WORDS = frozenset({"append", "appendleft", "extend", "insert", "put", "put_nowait",
                                "enter_context", "enter_async_context", "callback", "addCleanup",
                                "addfinalizer", "closing"})
 
@@ -330,7 +364,7 @@ class ModuleChecker:
         acquire (factories) or can release, store or return something (helpers) are analysed."""
         factories: dict[str, Factory] = {}
         helpers: dict[str, HelperSummary] = {}
-        release_words = self.release_names | self.pool_release_names | self._HELPER_WORDS
+        release_words = self.release_names | self.pool_release_names | self.HELPER_WORDS
         for key, f in list(self.by_key.items()):
             factory = self.factory_for(key)
             if factory is not None:
@@ -358,12 +392,33 @@ class ModuleChecker:
 
     def _local_keys(self, f: _Func, words: frozenset[str] | set[str]) -> list[str]:
         keys = []
+        text: str | None = None
         for word in words & self.local_functions:
             if word in self.by_key or word in self.resolver._classdefs:
                 keys.append(word)
             if f.cls is not None and f"{f.cls}.{word}" in self.by_key:
                 keys.append(f"{f.cls}.{word}")
+            methods = self._method_keys.get(word)
+            if methods:
+                # a method of another class of the module, called on an instance: Repo(path).m(),
+                # repo.m(), self.repo.m() (only if the text calls it as a method)
+                text = self._text(f) if text is None else text
+                if text is None or f".{word}(" in text:
+                    keys.extend(k for k in methods if f.cls is None or not k.startswith(f"{f.cls}."))
         return keys
+
+    @property
+    def _method_keys(self) -> dict[str, list[str]]:
+        """Method name -> the keys of the methods of this module's classes by that name."""
+        found = getattr(self, "_method_keys_cache", None)
+        if found is None:
+            found = {}
+            for key in self.by_key:
+                method = key.rpartition(".")[2]
+                if "." in key and not method.startswith("__"):
+                    found.setdefault(method, []).append(key)
+            self._method_keys_cache = found
+        return found
 
     def _called_local_names(self, f: _Func) -> set[str]:
         names = set()

@@ -181,6 +181,12 @@ def _annotation_types(annotation: ast.expr | None) -> Iterator[ast.expr]:
         yield annotation
 
 
+# The type of an instance of a class of the project: "instance:Repo" for a class of this module (its
+# key), "instance:myapp.db.Database" for one imported from another module (its qualified name). Calls
+# of its methods are looked up as factories ("Repo.session"); the catalog knows nothing of it.
+INSTANCE = "instance:"
+
+
 @dataclass
 class Scope:
     """What the resolver knows about one function's names."""
@@ -203,7 +209,7 @@ class Scope:
         return (
             isinstance(expr, ast.Name)
             and expr.id in self.local_names
-            and expr.id not in self.types
+            and (expr.id not in self.types or self.types[expr.id].startswith(INSTANCE))
             and expr.id not in self.imports
         )
 
@@ -229,6 +235,8 @@ class Resolver:
         self.module_types: dict[str, str] = {}
         self._class_types: dict[str, dict[str, str]] = {}
         self._classdefs = {cls.name: cls for cls in self.index.classes}
+        self._returns = {n.name: n.returns for n in tree.body
+                         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.returns is not None}
         self._infer_module()
 
     def qualify(self, expr: ast.expr, scope: Scope | None = None) -> str | None:
@@ -328,6 +336,10 @@ class Resolver:
                     t = self.catalog.canonical_type(q)
                     if t in self.catalog.types:
                         scope.types[arg.arg] = t
+                        continue
+                instance = self.project_class(ann, scope)
+                if instance is not None:
+                    scope.types[arg.arg] = INSTANCE + instance
         if with_locals and typed:
             not_deferred: set[str] = set()
             for _ in range(2):
@@ -399,7 +411,44 @@ class Resolver:
                 return self.expr_type(expr.args[0], scope)
             if q is not None and q in self.catalog.constructors:
                 return self.catalog.constructors[q]
+            instance = self.project_class(expr.func, scope)
+            if instance is None and isinstance(expr.func, ast.Name) and expr.func.id not in scope.local_names:
+                returns = self._returns.get(expr.func.id)  # def get_db() -> Database
+                instance = self.project_class(returns, scope) if returns is not None else None
+            if instance is not None:
+                return INSTANCE + instance
         return None
+
+    def project_class(self, expr: ast.expr, scope: Scope) -> str | None:
+        """The class of the project that ``expr`` names: the key of a class of this module, or the
+        qualified name of an imported name spelled like a class (``from myapp.db import Database``).
+        Only a method call on its instances asks whether it is one: a wrong guess finds no factory."""
+        if isinstance(expr, ast.Name) and expr.id in self._classdefs and expr.id not in scope.local_names:
+            return expr.id
+        q = self.qualify(expr, scope)
+        if q is None or "." not in q or q.partition(".")[0] in self.catalog.root_modules:
+            return None
+        return q if q.rpartition(".")[2][:1].isupper() else None
+
+    def method_factory(self, instance: str, method: str, depth: int = 0) -> tuple[Factory | None, Origin | None]:
+        """The factory a method of a project class is: (same-module factory, None) or (None, the
+        origin another module's summary gives). Methods a class of this module inherits from its
+        bases (of this module or imported) are followed a few levels."""
+        if "." in instance:
+            return None, self.project_lookup(f"{instance}.{method}")
+        factory = self.factory_lookup(f"{instance}.{method}")
+        if factory is not None or depth >= 4:
+            return factory, None
+        cls = self._classdefs.get(instance)
+        if cls is None:
+            return None, None
+        for base in cls.bases:
+            found = self.project_class(base, Scope())
+            if found is not None and found != instance:
+                factory, origin = self.method_factory(found, method, depth + 1)
+                if factory is not None or origin is not None:
+                    return factory, origin
+        return None, None
 
     # ------------------------------------------------------------------ acquisitions
 
@@ -421,7 +470,13 @@ class Resolver:
             if scope.unopened and isinstance(func.value, ast.Name) and func.value.id in scope.unopened:
                 return None  # a cursor of a connection that was built but never connected
             recv_type = self.expr_type(func.value, scope)
-            if recv_type is not None:
+            if recv_type is not None and recv_type.startswith(INSTANCE):
+                factory, origin = self.method_factory(recv_type[len(INSTANCE):], func.attr)
+                if factory is not None:
+                    return Origin(factory.api, f"{source_text(func)}() (line {factory.line}, {factory.via})")
+                if origin is not None:
+                    return Origin(origin.api, f"{source_text(func)}(){origin.display}")
+            elif recv_type is not None:
                 api = self.catalog.resource_for_method(recv_type, func.attr)
                 if api is not None:
                     return Origin(api, f"{source_text(func.value)}.{func.attr}()")
