@@ -76,3 +76,13 @@ def test_pylint_symbols_are_the_rule_names() -> None:
     from connlint.rules import RULES
 
     assert sorted(v[1] for v in MSGS.values()) == sorted(r.name for r in RULES)
+
+
+def test_later_rounds_need_an_import_of_the_factorys_package() -> None:
+    from connlint.project import _imports
+
+    assert _imports("import os\nfrom databases.core import Database\n", "databases")
+    assert _imports("import os, databases\n", "databases")
+    assert _imports("    import databases as dbs\n", "databases")
+    assert not _imports("databases = {'default'}\nconnection = None\n", "databases")
+    assert not _imports("from databasesx import y\nimport other.databases\n", "databases")

@@ -223,8 +223,8 @@ def options_key(options: Options, for_summary: bool) -> str:
 @dataclass
 class Trace:
     """The questions one computation (a module's summary, a file's check) asked the project index, in
-    order, with the answers it got: ``["s", module, fingerprint]`` (a module summary; "h" when asked
-    for a helper, which loads modules that cannot have a factory too),
+    order, with the answers it got: ``["s", module, fingerprint]`` (a module summary; "h:<name>"
+    when asked for the helper <name>, which loads modules that cannot have a factory too),
     ``["f", module, path]`` (where a module is), ``["t", root, attr, answer]`` (a Flask teardown
     handler somewhere under root). A lookup deeper than the index's limit is cut short, so the depth
     the computation started at and the deepest lookup it made are kept too."""
@@ -241,7 +241,8 @@ class Trace:
     def ask(self, question: list[Json]) -> None:
         """Record a question once: asked again in the same computation, it gets the same answer (the
         project index keeps its answers for the process; what is being loaded stays so meanwhile)."""
-        asked = tuple(str(part) for part in question[:-2 if question[0] in ("s", "h") else -1])
+        kind = str(question[0])
+        asked = tuple(str(part) for part in question[:-2 if kind == "s" or kind.startswith("h:") else -1])
         if asked not in self._asked:
             self._asked.add(asked)
             self.questions.append(question)

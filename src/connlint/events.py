@@ -516,14 +516,16 @@ class EventBuilder:
         callee = dotted(func)
         helper: HelperSummary | None = None
         skip_self = False
+        # a helper only acts on the names it is given (a lookup may load another module)
+        passes_names = any(_plain_name(arg) is not None for arg in args)
         if isinstance(func, ast.Attribute):
             if self.scope.cls is not None and receiver == self.scope.self_name:
                 helper = self.helpers.get(f"{self.scope.cls}.{func.attr}")
                 skip_self = True
-            elif callee is not None and callee.partition(".")[0] not in self.scope.local_names:
+            elif passes_names and callee is not None and callee.partition(".")[0] not in self.scope.local_names:
                 # a function of an imported module or class: db.close_conn(conn), Pool.put(conn)
                 helper = self.helpers.get(callee)
-        elif callee is not None:
+        elif callee is not None and passes_names:
             helper = self.helpers.get(callee)
         qualified = self.resolver.qualify(func, self.scope) if self.release_helpers else None
         if qualified is not None and qualified in self.release_helpers:

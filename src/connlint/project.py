@@ -11,9 +11,10 @@ summaries).
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -86,6 +87,7 @@ class ProjectIndex:
         # modules whose text names nothing a factory could stem from (``_may_provide``): factory
         # lookups skip them; a helper lookup, which any module's function can answer, loads them
         self._unprovided: set[str] = set()
+        self._words: dict[str, frozenset[str] | None] = {}  # the words of those modules' text
         self._found: dict[str, tuple[str, bool] | None] = {}
         self._listings: dict[str, frozenset[str]] = {}
         self._depth = 0
@@ -150,14 +152,16 @@ class ProjectIndex:
         self._modules[module] = summary
         self._unprovided.discard(module)
 
-    def summary(self, module: str, helpers: bool = False) -> ModuleSummary | None:
-        """The summary of a project module, parsing it (once per process) if needed. With ``helpers``,
-        also of a module whose text rules out factories (a helper that closes or keeps its argument
-        needs no driver name: ``def close_quietly(c): c.close()``)."""
-        found = self._summary(module, helpers)
+    def summary(self, module: str, helper: str | None = None) -> ModuleSummary | None:
+        """The summary of a project module, parsing it (once per process) if needed. When a helper
+        named ``helper`` is looked for, also of a module whose text rules out factories (a helper
+        that closes or keeps its argument needs no driver name: ``def close_quietly(c): c.close()``)
+        but not out that helper, or a re-export of it."""
+        found = self._summary(module, helper)
         if _TRACES:
             trace = _TRACES[-1]
-            trace.ask(["h" if helpers else "s", module, self.fingerprint(found), self._depth - trace.start])
+            kind = "s" if helper is None else f"h:{helper}"
+            trace.ask([kind, module, self.fingerprint(found), self._depth - trace.start])
             path = self._paths.get(module)
             if path is not None:
                 trace.files.add(path)
@@ -165,18 +169,35 @@ class ProjectIndex:
                 trace.volatile = trace.volatile or module in self._volatile
         return found
 
-    def _summary(self, module: str, helpers: bool = False) -> ModuleSummary | None:
+    def _summary(self, module: str, helper: str | None = None) -> ModuleSummary | None:
         if module in self._unprovided:
-            if not helpers:
+            if helper is None:
                 return None
             if module in self._modules:
                 return self._modules[module]
+            if not self._may_help(module, helper):
+                return None
             return self._load(module, force=True)
         if module in self._modules:
             return self._modules[module]
-        return self._load(module, force=helpers)
+        return self._load(module, force=helper)
 
-    def _load(self, module: str, force: bool) -> ModuleSummary | None:
+    def _may_help(self, module: str, helper: str) -> bool:
+        """Can a module whose text rules out factories have the helper ``helper``? Only if it names
+        a release or keeping method (a helper's summary needs one), or names and imports it."""
+        words = self._words.get(module)
+        return words is None or not self._helper_words.isdisjoint(words) or (helper in words and "import" in words)
+
+    def _skip(self, module: str, words: Iterable[str] | None, force: str | bool | None) -> bool:
+        """Mark a module whose text rules out factories; should its loading stop here?"""
+        self._unprovided.add(module)
+        self._words[module] = frozenset(words) if words is not None else None
+        if force is True or (isinstance(force, str) and self._may_help(module, force)):
+            return False
+        self._modules.pop(module, None)  # not loaded: a later helper lookup may load it
+        return True
+
+    def _load(self, module: str, force: str | bool | None) -> ModuleSummary | None:
         if module in self._missing:
             return None
         found = self._found[module] if module in self._found else self._found.setdefault(
@@ -193,10 +214,8 @@ class ProjectIndex:
             text = _read(path)
             if text is None:
                 return None
-            if not self._may_provide(text):
-                self._unprovided.add(module)
-                if not force:
-                    return None
+            if not self._may_provide(text) and self._skip(module, _WORD.findall(text), force):
+                return None
             summary = self._compute(module, path, is_pkg, text)
         if summary is not None:
             self._modules[module] = summary
@@ -230,7 +249,7 @@ class ProjectIndex:
     # ------------------------------------------------------------------ the cache
 
     def _cached_summary(self, cache: Cache, module: str, path: str, is_pkg: bool,
-                        force: bool) -> ModuleSummary | None:
+                        force: str | bool | None) -> ModuleSummary | None:
         """``_summary`` through the cache: the entry of an unchanged module whose recorded questions
         still get the same answers gives the summary; otherwise it is computed (and stored)."""
         from connlint.cache import content_hash, file_stamp, options_key
@@ -253,10 +272,8 @@ class ProjectIndex:
             entry["stamp"] = stamp
             dirty = True
         try:
-            if not self._entry_may_provide(entry):
-                self._unprovided.add(module)
-                if not force:
-                    return None
+            if not self._entry_may_provide(entry) and self._skip(module, _entry_words(entry), force):
+                return None
             reused, found = self._stored_summary(module, entry.get("result"))
             if reused:
                 return found
@@ -267,10 +284,8 @@ class ProjectIndex:
                 entry = self._new_entry(text, content_hash(text))
                 entry["stamp"] = stamp
                 dirty = True
-                if not self._entry_may_provide(entry):
-                    self._unprovided.add(module)
-                    if not force:
-                        return None
+                if not self._entry_may_provide(entry) and self._skip(module, _entry_words(entry), force):
+                    return None
             trace = Trace(self._depth)
             _TRACES.append(trace)
             try:
@@ -320,6 +335,20 @@ class ProjectIndex:
             return True
         words = entry.get("words")
         return not isinstance(words, list) or not allowed.isdisjoint(words)
+
+    @property
+    def _helper_words(self) -> frozenset[str]:
+        """Words without which a module's summary has no helper (``ModuleChecker.summary`` only
+        summarises functions that name a release, a pool release or a keeping method)."""
+        found = getattr(self, "_helper_words_cache", None)
+        if found is None:
+            from connlint.checker import ModuleChecker
+
+            apis = set(self.catalog.resources.values())
+            found = frozenset({name for api in apis for name in (*api.release, *api.pool_release)}
+                              | ModuleChecker.HELPER_WORDS)
+            self._helper_words_cache = found
+        return found
 
     def _stored_summary(self, module: str, result: object) -> tuple[bool, ModuleSummary | None]:
         """(True, the stored summary) if it is still valid, else (False, None)."""
@@ -392,9 +421,9 @@ class ProjectIndex:
         try:
             for question in questions:
                 kind = question[0]
-                if kind == "s" or kind == "h":
+                if kind == "s" or kind.startswith("h:"):
                     self._depth = start + int(question[3])
-                    answer: object = self.fingerprint(self._summary(question[1], kind == "h"))
+                    answer: object = self.fingerprint(self._summary(question[1], kind[2:] or None))
                 elif kind == "f":
                     found = self._find_file(question[1])
                     answer = found[0] if found is not None else None
@@ -404,7 +433,7 @@ class ProjectIndex:
                     answer = torn_down_elsewhere(question[2], question[1])
                 else:
                     return False
-                if answer != question[2 if kind in ("s", "h") else -1]:
+                if answer != question[2 if kind == "s" or kind.startswith("h:") else -1]:
                     return False
             return True
         finally:
@@ -451,7 +480,7 @@ class ProjectIndex:
         self._depth += 1
         try:
             for module, key in self._split(qualified):
-                summary = self.summary(module, what == "helper")
+                summary = self.summary(module, key.partition(".")[0] if what == "helper" else None)
                 if summary is None:
                     continue
                 found: object | None = summary.factory_for(key) if what == "factory" else summary.helper_for(key)
@@ -492,6 +521,11 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRACES: list[Trace] = []
 _CACHE: list[Cache] = []  # the cache of this process's runs, if any
 _PROJECTS: dict[tuple[int, Options], ProjectIndex] = {}
+
+
+def _entry_words(entry: dict[str, object]) -> list[str] | None:
+    words = entry.get("words")
+    return words if isinstance(words, list) else None
 
 
 def _read(path: str) -> str | None:
@@ -575,6 +609,24 @@ def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     return found
 
 
+def _exported_names(known: Iterable[str]) -> Iterator[str]:
+    for item in known:
+        parts = item.rsplit(".", 2)
+        yield parts[-1]
+        if len(parts) == 3 and parts[1][:1].isupper():
+            yield parts[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _import_pattern(package: str) -> re.Pattern[str]:
+    return re.compile(rf"^[ \t]*(?:from[ \t]+{package}\b|import[ \t]+(?:[\w. \t]+,[ \t]*)*{package}\b)", re.M)
+
+
+def _imports(text: str, package: str) -> bool:
+    """Does the text import the package (``from pkg...``, ``import pkg``, ``import a, pkg.b``)?"""
+    return _import_pattern(package).search(text) is not None
+
+
 def relative_display(path: str) -> str:
     try:
         rel = os.path.relpath(path)
@@ -623,15 +675,18 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
             words = set(word.findall(text))
             relative = "from ." in text
             # a name of its own root may come through a relative import; one of another root (a
-            # src/ package used by tests/, a library used by an app) only through its package's name
+            # src/ package used by tests/, a library used by an app) only through an import of its
+            # package ("connection" and "databases" are in many files that never import databases)
             if any(
-                name in words and (package in words or (relative and root == where))
+                name in words and ((package in words and _imports(text, package)) or (relative and root == where))
                 for where, names in wanted.items() for name, package in names
             ):
                 pending.append(r.path)
         if not pending:
             break
-        names = frozenset(item.rpartition(".")[2] for item in known)
+        # the names a module must spell to be summarised for later lookups: the factory's, and the
+        # class's of a factory method (a package's __init__ re-exporting Database, of Database.session)
+        names = frozenset(_exported_names(known))
         again = check_paths(pending, replace(options, project_exports=names), jobs, config,  # type: ignore[arg-type]
                             force=True)
         new = set()
