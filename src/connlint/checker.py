@@ -7,18 +7,22 @@ Both entry points (the CLI and the flake8 plugin) call ``check_tree``; nothing h
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from connlint import cfg, rules
 from connlint.catalog import Catalog, ResourceApi, default_catalog
 from connlint.classes import ClassOwnership, class_ownership
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
-from connlint.project import ModuleSummary, ProjectIndex
+from connlint.project import ModuleSummary, ProjectIndex, note
 from connlint.resolve import Factory, Resolver, Scope, dotted
+
+if TYPE_CHECKING:
+    from connlint.infer import ModuleInference
 
 FuncDef = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
@@ -60,6 +64,8 @@ class Options:
     # what an unknown call does with a resource passed to it: "borrow" (the caller still owns it)
     # or "hand-off" (the callee may keep it: fewer reports)
     unknown_calls: str = "borrow"
+    # "astroid": receivers the summaries cannot type are inferred with astroid (infer.py); "off"
+    inference: str = "astroid"
     # project runs: other modules are parsed for their factories only if their text names something
     # the catalog can acquire or one of these already known factory/helper names (None: any module)
     project_exports: Optional[frozenset[str]] = None
@@ -247,6 +253,10 @@ class ModuleChecker:
         self._keep_words = self.pool_release_names | STORING_METHODS
         self._take_words = self.release_names | self._keep_words
         self.resolver.factory_lookup = self.factory_for
+        self.source = source
+        self._inference: ModuleInference | None = None
+        if options.inference == "astroid" and source is not None:
+            self.resolver.infer_receiver = self._infer_receiver
 
     # ------------------------------------------------------------------ which functions to analyse
 
@@ -312,7 +322,53 @@ class ModuleChecker:
         known = self.options.project_exports
         if known is not None and words.isdisjoint(known):
             return False
-        return not words.isdisjoint(self._imported_factory_methods)
+        if not words.isdisjoint(self._imported_factory_methods):
+            return True
+        # get_db(url).session(): astroid may tell what get_db returns
+        return self.options.inference == "astroid" and not words.isdisjoint(self._imported_module_methods)
+
+    @property
+    def _imported_module_methods(self) -> frozenset[str]:
+        """Names of the factory methods of any class of the project modules this module imports."""
+        found = getattr(self, "_module_methods_cache", None)
+        if found is None:
+            names: set[str] = set()
+            assert self.project is not None
+            modules = {m for target in self.project_imports.values() for m in (target, target.rpartition(".")[0])}
+            for module in sorted(m for m in modules if m):
+                summary = self.project.summary(module)
+                if summary is not None:
+                    names.update(key.rpartition(".")[2] for key in summary.factories if "." in key)
+            found = self._module_methods_cache = frozenset(names)
+        return found
+
+    def _is_factory_method_name(self, method: str) -> bool:
+        """Is ``method`` the name of a factory method of a class this module defines or reaches?"""
+        if any(self.factory_for(key) is not None for key in self._method_keys.get(method, ())):
+            return True
+        if self.project is None:
+            return False
+        known = self.options.project_exports
+        if known is not None and method not in known:
+            return False
+        return method in self._imported_factory_methods or method in self._imported_module_methods
+
+    def _infer_receiver(self, call: ast.Call) -> str | None:
+        """astroid's answer for the receiver of ``x.m()`` when ``m`` is a factory method's name."""
+        assert isinstance(call.func, ast.Attribute)
+        if not self._is_factory_method_name(call.func.attr) or self.source is None:
+            return None
+        if self._inference is None:
+            from connlint.infer import ModuleInference
+
+            roots = self.project.roots if self.project is not None else set()
+            if not roots and self.path:
+                roots = {os.path.dirname(os.path.abspath(self.path))}
+            self._inference = ModuleInference(self.source, self.resolver.module, self.path, roots)
+        answer = self._inference.receiver_class(call)
+        # astroid read other files than the summaries list: a stored result is never replayed
+        note(["i", self.path or "", call.lineno, call.col_offset, answer])
+        return answer
 
     @property
     def _imported_factory_methods(self) -> frozenset[str]:
@@ -385,6 +441,8 @@ class ModuleChecker:
         once instead of waiting for the cycle collector; only summaries already computed remain."""
         self.resolver.factory_lookup = lambda key: None
         self.resolver.project_lookup = lambda qualified: None
+        self.resolver.infer_receiver = lambda call: None
+        self._inference = None
         self.helpers = None  # type: ignore[assignment]
         self._results.clear()
         self.funcs = []

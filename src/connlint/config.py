@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
             "What a call the analysis knows nothing about does with a resource passed to it: `borrow` "
             "(the caller still owns it and must close it) or `hand-off` (the callee may keep it; fewer "
             "findings).", ("borrow", "hand-off")),
+    Setting("inference", "choice", "astroid",
+            "How receivers the project summaries cannot type are resolved: `astroid` (its inference, "
+            "for method calls whose name is a factory method of the project, such as "
+            "`get_db().session()`) or `off`.", ("astroid", "off")),
     Setting("release-helpers", "str-list", (),
             "Qualified names of your own functions that release the resource passed to them, such as "
             "`myapp.db.put_conn`."),
@@ -97,6 +101,7 @@ class Config:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     exclude: tuple[str, ...] = ()
     unknown_calls: str = "borrow"
+    inference: str = "astroid"
     release_helpers: tuple[str, ...] = ()
     analysis_budget: int = 200_000
     resources: tuple[ResourceApi, ...] = ()
@@ -275,6 +280,7 @@ def _build(values: dict[str, Any], path: Path | None) -> Config:
         per_file_ignores=tuple(values.get("per-file-ignores", ())),
         exclude=(*values.get("exclude", ()), *values.get("extend-exclude", ())),
         unknown_calls=values.get("unknown-calls", "borrow"),
+        inference=values.get("inference", "astroid"),
         release_helpers=(*values.get("release-helpers", ()), *helpers),
         analysis_budget=values.get("analysis-budget", 200_000),
         resources=resources,
@@ -364,6 +370,7 @@ def options_for(config: Config, select: tuple[str, ...] = (), ignore: tuple[str,
         budget=config.analysis_budget,
         release_helpers=config.release_helpers,
         unknown_calls=config.unknown_calls,
+        inference=config.inference,
     )
 
 
@@ -391,5 +398,5 @@ def _default_text(value: Any) -> str:
 
 
 # the settings the flake8 plugin registers as its own options (flake8 handles selection and excludes)
-FLAKE8_SETTINGS = ("unknown-calls", "release-helpers", "analysis-budget", "cache-dir")
+FLAKE8_SETTINGS = ("unknown-calls", "inference", "release-helpers", "analysis-budget", "cache-dir")
 Converter = Callable[[str], Any]

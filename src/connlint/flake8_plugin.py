@@ -123,6 +123,7 @@ class Plugin:
             budget=s.get("analysis-budget") or config.analysis_budget,
             release_helpers=tuple(s.get("release-helpers") or ()) or config.release_helpers,
             unknown_calls=s.get("unknown-calls") or config.unknown_calls,
+            inference=s.get("inference") or config.inference,
         )
 
     def _use_cache(self, config: Config) -> None:

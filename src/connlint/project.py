@@ -4,8 +4,8 @@ A module's factories (functions that return a fresh resource), helpers (function
 keep their argument) and resource-owning classes are summarised by its ``ModuleChecker`` on demand.
 The project index finds the module a qualified name lives in — on the file system, from the roots of
 the packages being checked — and asks that module's checker. Modules are parsed only when a lookup
-reaches them, once per process; the ``ast`` is all it takes (astroid is not needed for these
-summaries).
+reaches them, once per process; the ``ast`` is all it takes. astroid (``infer.py``) only answers
+what a summary cannot: the class of a receiver such as ``get_db(url)`` in ``get_db(url).session()``.
 """
 
 from __future__ import annotations

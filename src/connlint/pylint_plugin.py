@@ -68,6 +68,7 @@ class ConnlintChecker(BaseChecker):
             budget=config.analysis_budget,
             release_helpers=config.release_helpers,
             unknown_calls=config.unknown_calls,
+            inference=config.inference,
         )
         try:
             tree = ast.parse(source, path)

@@ -232,6 +232,8 @@ class Resolver:
         self.project_lookup: Callable[[str], Optional[Origin]] = lambda qualified: None
         # same-module factories by key ("func" or "Class.method"); the module checker answers lazily
         self.factory_lookup: Callable[[str], Optional[Factory]] = lambda key: None
+        # the class of the receiver of x.m() when the summaries cannot tell (astroid, infer.py)
+        self.infer_receiver: Callable[[ast.Call], Optional[str]] = lambda call: None
         self.module_types: dict[str, str] = {}
         self._class_types: dict[str, dict[str, str]] = {}
         self._classdefs = {cls.name: cls for cls in self.index.classes}
@@ -430,6 +432,13 @@ class Resolver:
             return None
         return q if q.rpartition(".")[2][:1].isupper() else None
 
+    def _instance_key(self, qualified: str) -> str:
+        """A class's qualified name as an instance type: its key when it is a class of this module."""
+        owner, _, name = qualified.rpartition(".")
+        if owner == (self.module or "__main__") and name in self._classdefs:
+            return name
+        return qualified
+
     def method_factory(self, instance: str, method: str, depth: int = 0) -> tuple[Factory | None, Origin | None]:
         """The factory a method of a project class is: (same-module factory, None) or (None, the
         origin another module's summary gives). Methods a class of this module inherits from its
@@ -484,6 +493,14 @@ class Resolver:
                 factory = self.factory_lookup(f"{scope.cls}.{func.attr}")
                 if factory is not None:
                     return Origin(factory.api, f"{source_text(func)}() (line {factory.line}, {factory.via})")
+            elif recv_type is None:
+                inferred = self.infer_receiver(call)
+                if inferred is not None:
+                    factory, origin = self.method_factory(self._instance_key(inferred), func.attr)
+                    if factory is not None:
+                        return Origin(factory.api, f"{source_text(func)}() (line {factory.line}, {factory.via})")
+                    if origin is not None:
+                        return Origin(origin.api, f"{source_text(func)}(){origin.display}")
         elif isinstance(func, ast.Name):
             factory = self.factory_lookup(func.id) if func.id not in scope.local_names else None
             if factory is not None:
