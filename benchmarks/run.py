@@ -67,6 +67,16 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+# connlint with astroid's inference switched off (infer.py never asked), for what the inference costs
+INFERENCE_OFF_LAUNCHER = """
+import sys
+import connlint.infer as infer
+infer.ModuleInference.receiver_class = lambda self, call: None
+from connlint.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @dataclass
 class Run:
     name: str
@@ -383,6 +393,8 @@ def project_runs(go, cl: list[str], files: list[str], repeat: int, report: Repor
     folder = Path(tempfile.mkdtemp(prefix="connlint-bench-cache-"))
     go("connlint, project pass off", [sys.executable, "-c", NO_PROJECT_LAUNCHER, "check", "--format", "concise",
                                       "--no-cache", "."])
+    go("connlint, inference off", [sys.executable, "-c", INFERENCE_OFF_LAUNCHER, "check", "--format", "concise",
+                                   "--no-cache", "."])
     go("connlint, cold cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
     go("connlint, warm cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
     single = _pick_project_file(files)
@@ -480,6 +492,12 @@ def targets(report: Report) -> list[Target]:
     if "connlint" in runs and "connlint, project pass off" in runs:
         on, off = runs["connlint"], runs["connlint, project pass off"]
         out.append(Target("project pass: check vs check with it off (no cache)",
+                          f"{on.wall / off.wall:.2f}x wall, {on.cpu / off.cpu:.2f}x CPU ({on.wall:.1f} s vs "
+                          f"{off.wall:.1f} s; peak {on.max_rss_mb:.0f} MB vs {off.max_rss_mb:.0f} MB)",
+                          "<= 1.5x, < 300 MB (#6)", on.wall / off.wall <= 1.5 and on.max_rss_mb < 300))
+    if "connlint" in runs and "connlint, inference off" in runs:
+        on, off = runs["connlint"], runs["connlint, inference off"]
+        out.append(Target("astroid inference: check vs check with it off (no cache)",
                           f"{on.wall / off.wall:.2f}x wall, {on.cpu / off.cpu:.2f}x CPU ({on.wall:.1f} s vs "
                           f"{off.wall:.1f} s; peak {on.max_rss_mb:.0f} MB vs {off.max_rss_mb:.0f} MB)",
                           "(its cost; no limit)", None))

@@ -25,6 +25,11 @@ MAX_QUESTIONS = 200
 MAX_LINES = 5000
 
 
+# astroid trees already built by the caller, by path: pylint hands its own module to the plugin, whose
+# inference then uses it instead of building (and caching, in pylint's manager) a second one
+PROVIDED: dict[str, Any] = {}
+
+
 class ModuleInference:
     """astroid's view of one module, built when first asked."""
 
@@ -68,6 +73,8 @@ class ModuleInference:
         return self._calls
 
     def _parse(self) -> Any:
+        if self._tree is None and not self._failed and self.path in PROVIDED:
+            self._tree = PROVIDED[self.path]
         if self._tree is None and not self._failed:
             try:
                 import astroid

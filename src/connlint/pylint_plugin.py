@@ -74,10 +74,15 @@ class ConnlintChecker(BaseChecker):
             tree = ast.parse(source, path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return  # pylint reports syntax errors as syntax-error itself
+        from connlint.infer import PROVIDED
+
+        PROVIDED[path] = node  # inference uses pylint's tree of the module
         try:
             findings, _ = check_module(tree, options, catalog, source, path)
         except RecursionError:
             return
+        finally:
+            PROVIDED.pop(path, None)
         for f in findings:
             self.add_message(
                 message_id(f.code),
