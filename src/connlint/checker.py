@@ -18,7 +18,7 @@ from connlint.catalog import Catalog, ResourceApi, default_catalog
 from connlint.classes import ClassOwnership, class_ownership
 from connlint.dataflow import Analysis, Result
 from connlint.events import STORING_METHODS, EventBuilder, HelperSummary, Site
-from connlint.project import ModuleSummary, ProjectIndex, note
+from connlint.project import ModuleSummary, ProjectIndex, depends_on
 from connlint.resolve import Factory, Resolver, Scope, dotted
 
 if TYPE_CHECKING:
@@ -366,8 +366,8 @@ class ModuleChecker:
                 roots = {os.path.dirname(os.path.abspath(self.path))}
             self._inference = ModuleInference(self.source, self.resolver.module, self.path, roots)
         answer = self._inference.receiver_class(call)
-        # astroid read other files than the summaries list: a stored result is never replayed
-        note(["i", self.path or "", call.lineno, call.col_offset, answer])
+        # the answer depends on the project files astroid has read (a superset of those it used)
+        depends_on(["i", self.path or "", call.lineno, call.col_offset, answer], self._inference.project_files())
         return answer
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -28,6 +29,8 @@ MAX_LINES = 5000
 # astroid trees already built by the caller, by path: pylint hands its own module to the plugin, whose
 # inference then uses it instead of building (and caching, in pylint's manager) a second one
 PROVIDED: dict[str, Any] = {}
+# set by the pylint plugin: astroid's manager is pylint's, and its transforms are pylint's business
+SHARED_MANAGER = [False]
 
 
 class ModuleInference:
@@ -58,6 +61,20 @@ class ModuleInference:
             return None
         return _one_class(node.func.expr, self.roots)
 
+    def project_files(self) -> list[str]:
+        """The files under the project's roots that astroid has built so far in this process."""
+        if self._tree is None:
+            return []
+        from astroid.manager import AstroidManager
+
+        roots = tuple(root.rstrip("/\\") + os.sep for root in self.roots)
+        found = []
+        for module in list(AstroidManager.brain["astroid_cache"].values()):
+            path = getattr(module, "file", None)
+            if isinstance(path, str) and path.startswith(roots):
+                found.append(path)
+        return found
+
     def _calls_by_position(self) -> dict[tuple[int, int, int, int], Any]:
         if self._calls is None:
             self._calls = {}
@@ -79,6 +96,7 @@ class ModuleInference:
             try:
                 import astroid
 
+                _without_brain_transforms()
                 with _search_path(self.roots):
                     self._tree = astroid.parse(self.source, module_name=self.module, path=self.path)
             except Exception:  # astroid's own errors on odd code: no answer, never a crash
@@ -103,6 +121,21 @@ def _one_class(expr: Any, roots: list[str]) -> str | None:
     except (astroid.AstroidError, RecursionError, ValueError, TypeError, AttributeError, StopIteration):
         return None
     return found.pop() if len(found) == 1 else None
+
+
+def _without_brain_transforms() -> None:
+    """astroid's brain rewrites every module it builds for the standard library's magic (namedtuple,
+    enum, six...): 4 of the 7 s of inference over the benchmark corpus, for receivers that are the
+    project's own classes. In connlint's own processes they are dropped; under pylint they stay."""
+    if SHARED_MANAGER[0] or _TRANSFORMS_DROPPED:
+        return
+    from astroid.manager import AstroidManager
+
+    AstroidManager.brain["_transform"].transforms.clear()
+    _TRANSFORMS_DROPPED.append(True)
+
+
+_TRANSFORMS_DROPPED: list[bool] = []
 
 
 @contextlib.contextmanager

@@ -545,6 +545,15 @@ def note(question: list[object]) -> None:
         _TRACES[-1].volatile = True
 
 
+def depends_on(question: list[object], files: Iterable[str]) -> None:
+    """Record an answer that read ``files`` (astroid's inference) in the computation under way: a
+    stored result stays valid while they are unchanged; when one changes, the question (of a kind
+    that cannot be replayed) makes it computed again."""
+    if _TRACES:
+        _TRACES[-1].ask(question)
+        _TRACES[-1].files.update(files)
+
+
 def use_cache(cache: Cache | None) -> None:
     """The cache of this process's checks from now on (None: no cache)."""
     _CACHE[:] = [cache] if cache is not None else []

@@ -95,4 +95,7 @@ class ConnlintChecker(BaseChecker):
 
 
 def register(linter: PyLinter) -> None:
+    from connlint.infer import SHARED_MANAGER
+
+    SHARED_MANAGER[0] = True
     linter.register_checker(ConnlintChecker(linter))
