@@ -647,7 +647,15 @@ def relative_display(path: str) -> str:
 def check_project(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
     """Check files as one project: first the files that name something the catalog can acquire,
     then, round by round, the files that name a factory or helper found in the previous round (a
-    wrapper module that never names a driver still hands out its connections)."""
+    wrapper module that never names a driver still hands out its connections). The rounds share one
+    pool of workers, which keep what they parsed and inferred."""
+    from connlint.runner import shared_pool
+
+    with shared_pool(jobs, config):  # type: ignore[arg-type]
+        return _check_rounds(paths, options, jobs, config)
+
+
+def _check_rounds(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
     import re
     from dataclasses import replace
 

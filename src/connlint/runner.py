@@ -7,11 +7,13 @@ contains makes the run stop or print a traceback.
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connlint.catalog import Catalog, default_catalog
 from connlint.checker import Finding, Options, check_module
@@ -234,6 +236,41 @@ def _options_for(path: str, options: Options, config: Config | None) -> Options:
     return replace(options, ignore=(*options.ignore, *ignored)) if ignored else options
 
 
+# The worker pool a project run keeps for all its rounds (shared_pool): a new pool per round started
+# workers that had to parse, summarise and infer (astroid) the same modules again.
+_SHARED: list[tuple[int, Config | None, Any]] = []
+
+
+@contextlib.contextmanager
+def shared_pool(jobs: int, config: Config | None) -> Iterator[None]:
+    """Within this block, ``check_paths`` with these ``jobs`` and ``config`` reuses one pool of
+    workers (started when first needed, stopped at the end)."""
+    entry: tuple[int, Config | None, Any] = (jobs if jobs > 0 else (os.cpu_count() or 1), config, [])
+    _SHARED.append(entry)
+    try:
+        yield
+    finally:
+        _SHARED.remove(entry)
+        for pool in entry[2]:
+            pool.shutdown()
+
+
+def _pool(jobs: int, config: Config | None) -> tuple[Any, bool]:
+    """(a pool of ``jobs`` workers, whether the caller must shut it down)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from connlint.project import active_cache, declared_roots
+
+    for want, cfg, pools in _SHARED:
+        if want == jobs and cfg is config:
+            if not pools:
+                pools.append(ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
+                                                 initargs=(config, active_cache(), declared_roots())))
+            return pools[0], False
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
+                               initargs=(config, active_cache(), declared_roots())), True
+
+
 def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Config | None = None,
                 force: bool = False) -> list[FileResult]:
     """Check files, in parallel across ``jobs`` processes (0: one per CPU). Results come back in the
@@ -245,20 +282,19 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
     if jobs == 1 or len(paths) < 2 * jobs:
         catalog = config.catalog() if config is not None else default_catalog()
         return [check_file(path, opts, catalog, force) for path, opts, force in tasks]
-    from concurrent.futures import ProcessPoolExecutor
-
-    from connlint.project import active_cache, declared_roots
-
     # Largest files first, in small chunks: the files that take long (big modules full of database
     # code) sit next to each other in a tree (a package's tests), and 64 of them in one chunk kept one
     # worker busy for seconds after the other had finished. Results go back in the order of ``paths``.
     order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i][0]))
     chunk = max(1, min(8, len(paths) // (jobs * 32)))
     results: list[FileResult | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
-                             initargs=(config, active_cache(), declared_roots())) as pool:
+    pool, own = _pool(jobs, config)
+    try:
         for i, result in zip(order, pool.map(_check_one, [tasks[i] for i in order], chunksize=chunk)):
             results[i] = result
+    finally:
+        if own:
+            pool.shutdown()
     return [r for r in results if r is not None]
 
 
