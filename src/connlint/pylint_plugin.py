@@ -9,6 +9,8 @@ followed the same way.
 from __future__ import annotations
 
 import ast
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from pylint.checkers import BaseChecker
@@ -39,6 +41,19 @@ MSGS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     )
     for rule in rules.RULES
 }
+
+
+# sys.path when the plugin was registered: what pylint adds to it afterwards for its run are the package
+# roots of the files and packages it was given (pylint.lint.expand_modules.discover_package_path)
+_BASE_PATH: list[str] = []
+
+
+def _run_roots(path: str) -> set[str]:
+    """The package roots of pylint's run, as ``connlint check`` declares them for its files."""
+    from connlint.project import package_roots
+
+    base = set(_BASE_PATH)
+    return {p for p in sys.path if p and p not in base and os.path.isdir(p)} | package_roots([path])
 
 
 class ConnlintChecker(BaseChecker):
@@ -75,7 +90,9 @@ class ConnlintChecker(BaseChecker):
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return  # pylint reports syntax errors as syntax-error itself
         from connlint.infer import PROVIDED
+        from connlint.project import declare_roots
 
+        declare_roots(_run_roots(path))
         PROVIDED[path] = node  # inference uses pylint's tree of the module
         try:
             findings, _ = check_module(tree, options, catalog, source, path)
@@ -98,4 +115,5 @@ def register(linter: PyLinter) -> None:
     from connlint.infer import SHARED_MANAGER
 
     SHARED_MANAGER[0] = True
+    _BASE_PATH[:] = sys.path
     linter.register_checker(ConnlintChecker(linter))
