@@ -516,8 +516,10 @@ class EventBuilder:
         callee = dotted(func)
         helper: HelperSummary | None = None
         skip_self = False
-        # a helper only acts on the names it is given (a lookup may load another module)
-        passes_names = any(_plain_name(arg) is not None for arg in args)
+        # a helper only acts on the names it is given (a lookup may load another module); a class is
+        # never one (its call keeps its arguments, below)
+        passes_names = any(_plain_name(arg) is not None for arg in args) and not (
+            callee is not None and callee.rpartition(".")[2][:1].isupper())
         if isinstance(func, ast.Attribute):
             if self.scope.cls is not None and receiver == self.scope.self_name:
                 helper = self.helpers.get(f"{self.scope.cls}.{func.attr}")

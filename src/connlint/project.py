@@ -184,9 +184,11 @@ class ProjectIndex:
 
     def _may_help(self, module: str, helper: str) -> bool:
         """Can a module whose text rules out factories have the helper ``helper``? Only if it names
-        a release or keeping method (a helper's summary needs one), or names and imports it."""
+        it, and either a release or keeping method (a helper's summary needs one) or an import (a
+        re-export)."""
         words = self._words.get(module)
-        return words is None or not self._helper_words.isdisjoint(words) or (helper in words and "import" in words)
+        return words is None or (helper in words and (
+            not self._helper_words.isdisjoint(words) or "import" in words))
 
     def _skip(self, module: str, words: Iterable[str] | None, force: str | bool | None) -> bool:
         """Mark a module whose text rules out factories; should its loading stop here?"""
