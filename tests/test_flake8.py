@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from layouts import src_and_tests
+
 CASES = Path(__file__).parent / "fixtures" / "cases"
 
 
@@ -71,14 +73,7 @@ def test_flake8_reads_connlint_options_from_its_config_and_pyproject(tmp_path: P
 def test_flake8_knows_every_root_of_its_run(tmp_path: Path) -> None:
     """src/ and tests/ layout: a test module (root tests/) leaks what a factory of the package under
     src/ returns. flake8 checks one file at a time but is given both folders, as the CLI is."""
-    (tmp_path / "src" / "shop").mkdir(parents=True)
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "src" / "shop" / "__init__.py").write_text("")
-    (tmp_path / "src" / "shop" / "db.py").write_text(
-        "import sqlite3\n\n\ndef get_conn(path):\n    return sqlite3.connect(path)\n")
-    (tmp_path / "tests" / "test_orders.py").write_text(
-        "from shop.db import get_conn\n\n\ndef test_count(tmp_path):\n    conn = get_conn(tmp_path / 'x.db')\n"
-        "    assert conn.execute('select 1').fetchone()\n")
+    src_and_tests(tmp_path)
     for jobs in ("-j1", "-j2"):
         flake8_out = run([sys.executable, "-m", "flake8", "--isolated", jobs, "--select", "CNL", "src", "tests"],
                          tmp_path)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from layouts import src_and_tests
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 MARK = re.compile(r"#\s*error:\s*(?P<codes>CNL\d{3}(?:\s*,\s*CNL\d{3})*)")
@@ -92,14 +93,7 @@ def test_pylint_knows_every_root_of_its_run(tmp_path: Path) -> None:
     """src/ and tests/ layout, as tests/test_flake8.py checks for flake8: pylint adds the package root
     of each of its arguments to sys.path, and the plugin takes them as the run's roots (the test module
     comes first: before, a root was known only once a file of it had been checked)."""
-    (tmp_path / "src" / "shop").mkdir(parents=True)
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "src" / "shop" / "__init__.py").write_text("")
-    (tmp_path / "src" / "shop" / "db.py").write_text(
-        "import sqlite3\n\n\ndef get_conn(path):\n    return sqlite3.connect(path)\n")
-    (tmp_path / "tests" / "test_orders.py").write_text(
-        "from shop.db import get_conn\n\n\ndef test_count(tmp_path):\n    conn = get_conn(tmp_path / 'x.db')\n"
-        "    assert conn.execute('select 1').fetchone()\n")
+    src_and_tests(tmp_path)
     pylint = subprocess.run(
         [sys.executable, "-m", "pylint", "--load-plugins=connlint.pylint_plugin", "--disable=all",
          "--enable=connlint", "--output-format=parseable", "--score=n", "tests/test_orders.py", "src/shop"],
