@@ -309,7 +309,7 @@ class ModuleChecker:
                 continue
             if self.project.origin(target) is not None:
                 return True
-            module = self.project.summary(target)
+            module = self.project.summary(target, asker=self.path or "")
             if module is not None and any(module.factory_for(w) is not None for w in words & module.local_functions):
                 return True
             if module is not None and any(  # a module's class: dbmodule.Database(url).session()
@@ -319,7 +319,7 @@ class ModuleChecker:
                 return True
         # a factory method of a class it imports: Database(url).session(), self.db.session() (in a
         # project run, only once an earlier round found a factory by that name)
-        known = self.options.project_exports
+        known = None
         if known is not None and words.isdisjoint(known):
             return False
         if not words.isdisjoint(self._imported_factory_methods):
@@ -336,7 +336,7 @@ class ModuleChecker:
             assert self.project is not None
             modules = {m for target in self.project_imports.values() for m in (target, target.rpartition(".")[0])}
             for module in sorted(m for m in modules if m):
-                summary = self.project.summary(module)
+                summary = self.project.summary(module, asker=self.path or "")
                 if summary is not None:
                     names.update(key.rpartition(".")[2] for key in summary.factories if "." in key)
             found = self._module_methods_cache = frozenset(names)
@@ -348,7 +348,7 @@ class ModuleChecker:
             return True
         if self.project is None:
             return False
-        known = self.options.project_exports
+        known = None
         if known is not None and method not in known:
             return False
         return method in self._imported_factory_methods or method in self._imported_module_methods
@@ -383,7 +383,7 @@ class ModuleChecker:
                     owner, _, cls = target.rpartition(".")
                     if not owner or not cls[:1].isupper():  # spelled like a class
                         break
-                    summary = self.project.summary(owner)
+                    summary = self.project.summary(owner, wants=cls)
                     if summary is None:
                         break
                     names.update(key.partition(".")[2] for key in summary.factories

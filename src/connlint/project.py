@@ -14,8 +14,8 @@ import ast
 import functools
 import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -98,6 +98,9 @@ class ProjectIndex:
         self._volatile: set[str] = set()
         self.stamps: dict[str, list[int] | None] = {}
         self._now: dict[str, list[int] | None] = {}
+        # for later project rounds: the files of the modules each summary's computation found skipped
+        # (``_unprovided``), transitively through the summaries it used (``SKIPS``)
+        self._skipped: dict[str, frozenset[str]] = {}
 
     def add_root(self, root: str) -> None:
         if root not in self.roots:
@@ -147,17 +150,62 @@ class ProjectIndex:
         """The summary of a module already loaded or checked in this process, if any."""
         return self._modules.get(module)
 
-    def remember(self, module: str, summary: ModuleSummary) -> None:
-        """The summary of a module the caller checked itself: later lookups need not parse it."""
+    def remember(self, module: str, summary: ModuleSummary, skipped: Iterable[str] | None = None) -> None:
+        """The summary of a module the caller checked itself: later lookups need not parse it.
+        ``skipped``: the files of the modules its check found skipped (default: those recorded so
+        far by the check under way)."""
         self._modules[module] = summary
         self._unprovided.discard(module)
+        if skipped is None:
+            skipped = SKIPS[-1] if SKIPS else (UNKNOWN_SKIPS,)
+        self._skipped[module] = frozenset(skipped)
 
-    def summary(self, module: str, helper: str | None = None) -> ModuleSummary | None:
+    def widen(self, options: Options) -> None:
+        """Take the options of a later round of a project run, which knows more factory and helper
+        names (``project_exports``). A module skipped so far because its text named none of them is
+        read again if it names one of the new ones; so is every summary computed while skipping it.
+        The other summaries stay: reading them again would give the same."""
+        old, new = self.options.project_exports, options.project_exports
+        self.options = options
+        if old == new:
+            return
+        if old is None or new is None or not old <= new:
+            self._forget(set(self._modules) | self._unprovided)
+            return
+        again = set()
+        for module in self._unprovided:
+            words = self._words.get(module)
+            if words is None or not new.isdisjoint(words):
+                again.add(module)
+        known_words = {self._paths[m]: self._words.get(m) for m in self._unprovided if m in self._paths}
+
+        def words_of(path: str) -> frozenset[str] | None:
+            if path not in known_words:  # a file that asked about a whole module
+                text = _read(path)
+                known_words[path] = frozenset(_WORD.findall(text)) if text is not None else None
+            return known_words[path]
+
+        self._forget(again | {m for m, skips in self._skipped.items()
+                              if any(skip_matters(skip, new, words_of) for skip in skips)})
+
+    def _forget(self, modules: set[str]) -> None:
+        for module in modules:
+            self._modules.pop(module, None)
+            self._unprovided.discard(module)
+            self._words.pop(module, None)
+            self._skipped.pop(module, None)
+
+    def summary(self, module: str, helper: str | None = None, wants: str = "",
+                asker: str = "") -> ModuleSummary | None:
         """The summary of a project module, parsing it (once per process) if needed. When a helper
         named ``helper`` is looked for, also of a module whose text rules out factories (a helper
         that closes or keeps its argument needs no driver name: ``def close_quietly(c): c.close()``)
-        but not out that helper, or a re-export of it."""
+        but not out that helper, or a re-export of it. ``wants``: the key the caller looks up in it
+        ("": any, then ``asker`` is the file of the caller, whose words bound what it looks at); see
+        ``skip_matters``."""
         found = self._summary(module, helper)
+        if SKIPS:
+            self._note_skips(module, found, wants, asker)
         if _TRACES:
             trace = _TRACES[-1]
             kind = "s" if helper is None else f"h:{helper}"
@@ -168,6 +216,17 @@ class ProjectIndex:
                 trace.files |= self._closures.get(module, set())
                 trace.volatile = trace.volatile or module in self._volatile
         return found
+
+    def _note_skips(self, module: str, found: ModuleSummary | None, wants: str, asker: str) -> None:
+        """Record, for the computation under way, a module skipped (see ``skip_matters``) or one
+        whose summary's computation skipped some."""
+        skips = SKIPS[-1]
+        if found is None and module in self._unprovided:
+            path = self._paths.get(module)
+            skips.add(f"{wants}\0{path}\0{os.path.abspath(asker) if asker else ''}"
+                      if path is not None else UNKNOWN_SKIPS)
+        elif found is not None:
+            skips |= self._skipped.get(module, {UNKNOWN_SKIPS})
 
     def _summary(self, module: str, helper: str | None = None) -> ModuleSummary | None:
         if module in self._unprovided:
@@ -210,17 +269,23 @@ class ProjectIndex:
         path, is_pkg = found
         self._modules[module] = None  # while loading: a cycle of imports sees "not loaded"
         self._paths[module] = path
-        if self.cache is not None:
-            summary = self._cached_summary(self.cache, module, path, is_pkg, force)
-        else:
-            text = _read(path)
-            if text is None:
-                return None
-            if not self._may_provide(text) and self._skip(module, _WORD.findall(text), force):
-                return None
-            summary = self._compute(module, path, is_pkg, text)
+        skipped: set[str] = set()
+        SKIPS.append(skipped)
+        try:
+            if self.cache is not None:
+                summary = self._cached_summary(self.cache, module, path, is_pkg, force)
+            else:
+                text = _read(path)
+                if text is None:
+                    return None
+                if not self._may_provide(text) and self._skip(module, _WORD.findall(text), force):
+                    return None
+                summary = self._compute(module, path, is_pkg, text)
+        finally:
+            SKIPS.pop()
         if summary is not None:
             self._modules[module] = summary
+            self._skipped[module] = frozenset(skipped)
         return summary
 
     def _compute(self, module: str, path: str, is_pkg: bool, text: str) -> ModuleSummary | None:
@@ -301,7 +366,8 @@ class ProjectIndex:
             if summary is not None:
                 self._fingerprints[id(summary)] = (summary, fingerprint)
             self.settled(module, trace)
-            entry["result"] = {"summary": encoded, "fingerprint": fingerprint, "trace": trace.to_json(self.stamps)}
+            entry["result"] = {"summary": encoded, "fingerprint": fingerprint, "trace": trace.to_json(self.stamps),
+                               "skipped": sorted(SKIPS[-1]) if SKIPS else [UNKNOWN_SKIPS]}
             dirty = True
             return summary
         finally:
@@ -321,7 +387,8 @@ class ProjectIndex:
         entry["stamp"] = stamp
         encoded = encode_summary(summary)
         entry["result"] = {"summary": encoded, "fingerprint": summary_fingerprint(encoded),
-                           "trace": trace.to_json(self.stamps)}
+                           "trace": trace.to_json(self.stamps),
+                           "skipped": sorted(self._skipped.get(module, (UNKNOWN_SKIPS,)))}
         self.cache.store(self.catalog, key, entry)
 
     def _new_entry(self, text: str, digest: str) -> dict[str, object]:
@@ -363,6 +430,8 @@ class ProjectIndex:
             encoded = result["summary"]
             if encoded is None:
                 return True, None
+            if SKIPS:
+                SKIPS[-1].update(result.get("skipped", [UNKNOWN_SKIPS]))
             from connlint.cache import decode_summary
 
             summary = decode_summary(encoded)
@@ -482,7 +551,7 @@ class ProjectIndex:
         self._depth += 1
         try:
             for module, key in self._split(qualified):
-                summary = self.summary(module, key.partition(".")[0] if what == "helper" else None)
+                summary = self.summary(module, key.partition(".")[0] if what == "helper" else None, wants=key)
                 if summary is None:
                     continue
                 found: object | None = summary.factory_for(key) if what == "factory" else summary.helper_for(key)
@@ -523,6 +592,38 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRACES: list[Trace] = []
 _CACHE: list[Cache] = []  # the cache of this process's runs, if any
 _PROJECTS: dict[tuple[int, Options], ProjectIndex] = {}
+
+# The files of the modules that lookups found skipped (``ProjectIndex._unprovided``: their text names
+# nothing a factory could come from, in this round) during the computations under way, innermost last.
+# A file whose check skipped no module that a later round's names make worth reading would get the
+# same findings in that round: it is not checked again. "*": not known (a result stored without them).
+SKIPS: list[set[str]] = []
+UNKNOWN_SKIPS = "*"
+
+
+def skip_matters(skip: str, names: frozenset[str], words_of: Callable[[str], frozenset[str] | None]) -> bool:
+    """Could a module skipped in an earlier round answer what was asked of it differently with these
+    known factory and helper ``names``? (``skip``: the key asked, the module's file and the asking
+    file, NUL-separated, from ``SKIPS``; ``words_of``: a file's words, None if not known.)
+
+    Read now (its text spells one of the names), it has an answer for ``key`` only if it spells the
+    key's head, and the answer is a factory or helper only if a part of the key is among the names:
+    the module defines it (its own check found and exported it) or re-exports one found elsewhere.
+    A question about the whole module (no key: which of its factories does a function of ``asker``
+    call?) can only be answered by a factory whose name both files spell."""
+    if skip == UNKNOWN_SKIPS:
+        return True
+    key, path, asker = skip.split("\0")
+    words = words_of(path)
+    if words is None:
+        return True
+    if names.isdisjoint(words):
+        return False
+    if not key:
+        asking = words_of(asker) if asker else None
+        return asking is None or not names.isdisjoint(words & asking)
+    parts = key.split(".")
+    return parts[0] in words and not names.isdisjoint(parts)
 
 
 def _entry_words(entry: dict[str, object]) -> list[str] | None:
@@ -610,10 +711,13 @@ def declared_roots() -> frozenset[str]:
 
 def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     """This process's project index for a catalog and options (modules parsed once per process)."""
-    key = (id(catalog), options)
+    # one index for all rounds of a run and all per-file ignores: summaries depend on neither
+    key = (id(catalog), replace(options, select=(), ignore=(), project_exports=None))
     found = _PROJECTS.get(key)
     if found is None or found.catalog is not catalog:
         found = _PROJECTS[key] = ProjectIndex(catalog, options, cache=active_cache())
+    elif found.options != options:
+        found.widen(options)
     if not found.roots >= _DECLARED_ROOTS:
         for root in sorted(_DECLARED_ROOTS - found.roots):
             found.add_root(root)
@@ -628,14 +732,95 @@ def _exported_names(known: Iterable[str]) -> Iterator[str]:
             yield parts[1]
 
 
-@functools.lru_cache(maxsize=256)
-def _import_pattern(package: str) -> re.Pattern[str]:
-    return re.compile(rf"^[ \t]*(?:from[ \t]+{package}\b|import[ \t]+(?:[\w. \t]+,[ \t]*)*{package}\b)", re.M)
+_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)|import[ \t]+([\w. \t,]+))", re.M)
+
+
+def _imported_packages(data: bytes) -> set[bytes]:
+    """The top-level packages a file's bytes import (``from pkg...``, ``import pkg``, ``import a,
+    pkg.b as c``)."""
+    found = set()
+    for package, names in _IMPORT.findall(data):
+        if package:
+            found.add(package)
+        else:
+            found.update(item.split()[0].split(b".")[0] for item in names.split(b",") if item.split())
+    return found
+
+
+class _FreshNames:
+    """Does a file spell a factory or helper name found in the last round, in a way that can reach
+    it? A name of the file's own root may come through a relative import; one of another root (a
+    src/ package used by tests/, a library used by an app) only through an import of its package
+    ("connection" and "databases" are in many files that never import databases). The file's bytes
+    are searched: most files spell none of the packages, and of the rest most spell none of the names.
+    """
+
+    def __init__(self, fresh: Iterable[str]) -> None:
+        # "root|package.module.name" -> name: [(root, package)]
+        self.by_name: dict[bytes, list[tuple[str, bytes]]] = {}
+        for item in fresh:
+            root, _, qualified = item.partition("|")
+            name = qualified.rpartition(".")[2].encode("utf-8")
+            self.by_name.setdefault(name, []).append((root, qualified.split(".", 1)[0].encode("utf-8")))
+        self.packages = sorted({package for found in self.by_name.values() for _, package in found})
+        self.spelled = _spelling(self.by_name)
+
+    def __call__(self, path: str) -> bool:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False
+        relative = b"from ." in data
+        if not relative and not any(package in data for package in self.packages):
+            return False
+        if self.spelled.search(data) is None:
+            return False
+        imported = _imported_packages(data)
+        root = None
+        for name in set(self.spelled.findall(data)):
+            for where, package in self.by_name.get(name, ()):
+                if package in imported:
+                    return True
+                if relative:
+                    root = module_name(path)[1] if root is None else root
+                    if root == where:
+                        return True
+        return False
+
+
+# a byte of a name in a file's bytes: a letter, digit, _, or a byte of a non-ASCII letter's UTF-8 form
+_NAME_BYTE = rb"[A-Za-z0-9_\x80-\xff]"
+
+
+def _spelling(names: Collection[bytes]) -> re.Pattern[bytes]:
+    """A pattern that finds any of ``names`` (UTF-8) as a whole word in a file's bytes. The names are
+    put in a trie (``connect|connection`` is ``connect(?:ion)?``): an alternation of a hundred names
+    took three times as long to search the corpus with."""
+    trie: dict[int, dict] = {}  # type: ignore[type-arg]
+    for name in names:
+        node = trie
+        for byte in name:
+            node = node.setdefault(byte, {})
+        node[-1] = {}
+
+    def build(node: dict[int, dict]) -> bytes:  # type: ignore[type-arg]
+        alternatives = [re.escape(bytes([byte])) + build(rest) for byte, rest in sorted(node.items()) if byte >= 0]
+        if not alternatives:
+            return b""
+        body = alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+        return b"(?:" + body + b")?" if -1 in node else body
+
+    if not trie:
+        return re.compile(rb"(?!)")
+    if all(name.isascii() for name in names):  # \b is far faster than a lookbehind at every byte
+        return re.compile(rb"\b%s\b" % build(trie))
+    return re.compile(rb"(?<!%s)%s(?!%s)" % (_NAME_BYTE, build(trie), _NAME_BYTE))
 
 
 def _imports(text: str, package: str) -> bool:
     """Does the text import the package (``from pkg...``, ``import pkg``, ``import a, pkg.b``)?"""
-    return _import_pattern(package).search(text) is not None
+    return package.encode("utf-8") in _imported_packages(text.encode("utf-8"))
 
 
 def relative_display(path: str) -> str:
@@ -658,15 +843,20 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
 
 
 def _check_rounds(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
-    import re
-    from dataclasses import replace
-
     from connlint.files import UnreadableFile, read_source
     from connlint.runner import check_paths
 
-    word = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
     declare_roots(package_roots(paths))
+    _PROJECTS.clear()  # what an earlier run in this process loaded may have changed since
     known: set[str] = set()  # "root|package.module.name" of every factory and helper found
+
+    @functools.cache
+    def words_of(path: str) -> frozenset[str]:
+        try:
+            return frozenset(_WORD.findall(read_source(path).text))
+        except UnreadableFile:
+            return frozenset()
+
     results = check_paths(paths, replace(options, project_exports=frozenset()), jobs, config)  # type: ignore[arg-type]
     by_path = {r.path: i for i, r in enumerate(results)}
     new = set().union(*(r.exports for r in results))
@@ -675,37 +865,25 @@ def _check_rounds(paths: list[str], options: Options, jobs: int, config: object 
         if not fresh:
             break
         known |= fresh
-        # by root: (names, the package name or relative import a caller must also spell)
-        wanted: dict[str, list[tuple[str, str]]] = {}
-        for item in fresh:
-            root, _, qualified = item.partition("|")
-            wanted.setdefault(root, []).append((qualified.rpartition(".")[2], qualified.split(".", 1)[0]))
+        # the names a module must spell to be summarised for later lookups: the factory's, and the
+        # class's of a factory method (a package's __init__ re-exporting Database, of Database.session)
+        names = frozenset(_exported_names(known))
+        reaches = _FreshNames(fresh)
         pending = []
         for r in results:
             if r.error is not None:
                 continue
+            if (not r.prefiltered and r.skipped is not None
+                    and not any(skip_matters(skip, names, words_of) for skip in r.skipped)):
+                # checked already, and every module its check skipped (for naming no driver) is
+                # still skipped with these names: checked again, it would see the same summaries
+                continue
             # files skipped so far, and files checked before these names were known (a cycle of
             # imports: a.py calls b.connect_b(), which wraps a.connect_a())
-            root = module_name(r.path)[1]
-            try:
-                text = read_source(r.path).text
-            except UnreadableFile:
-                continue
-            words = set(word.findall(text))
-            relative = "from ." in text
-            # a name of its own root may come through a relative import; one of another root (a
-            # src/ package used by tests/, a library used by an app) only through an import of its
-            # package ("connection" and "databases" are in many files that never import databases)
-            if any(
-                name in words and ((package in words and _imports(text, package)) or (relative and root == where))
-                for where, names in wanted.items() for name, package in names
-            ):
+            if reaches(r.path):
                 pending.append(r.path)
         if not pending:
             break
-        # the names a module must spell to be summarised for later lookups: the factory's, and the
-        # class's of a factory method (a package's __init__ re-exporting Database, of Database.session)
-        names = frozenset(_exported_names(known))
         again = check_paths(pending, replace(options, project_exports=names), jobs, config,  # type: ignore[arg-type]
                             force=True)
         new = set()

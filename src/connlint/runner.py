@@ -35,10 +35,25 @@ class FileResult:
     error: str | None = None  # why the file could not be checked
     prefiltered: bool = False  # skipped unparsed: its text names nothing the catalog can acquire
     exports: frozenset[str] = frozenset()  # names of its factories/helpers other modules may call
+    # the files of the modules its check skipped for naming no driver (project.SKIPS); None: unknown
+    skipped: frozenset[str] | None = None
 
 
 def check_file(path: str, options: Options, catalog: Catalog | None = None, force: bool = False) -> FileResult:
-    catalog = catalog or default_catalog()
+    from connlint.project import SKIPS
+
+    skipped: set[str] = set()
+    SKIPS.append(skipped)
+    try:
+        result = _check_file(path, options, catalog or default_catalog(), force)
+    finally:
+        SKIPS.pop()
+    if result.skipped is None and not result.prefiltered and result.error is None:
+        result = replace(result, skipped=frozenset(skipped))
+    return result
+
+
+def _check_file(path: str, options: Options, catalog: Catalog, force: bool) -> FileResult:
     from connlint.project import active_cache
 
     cache = active_cache()
@@ -95,6 +110,7 @@ def _check_cached(cache: Cache, path: str, options: Options, catalog: Catalog, f
     if stamp is None or result.error is not None:
         return result  # errors are not stored: a crash or an out-of-memory may not happen again
     from connlint.cache import encode_finding, encode_summary
+    from connlint.project import SKIPS
 
     stored: dict[str, object] = {"kind": "prefiltered"}
     if not result.prefiltered:
@@ -107,6 +123,7 @@ def _check_cached(cache: Cache, path: str, options: Options, catalog: Catalog, f
             "kind": "checked", "module": module, "root": root, "trace": trace.to_json(project.stamps),
             "findings": [encode_finding(f) for f in result.findings], "exports": sorted(result.exports),
             "summary": encode_summary(summary) if summary is not None else None,
+            "skipped": sorted(SKIPS[-1]) if SKIPS else None,
         }
     cache.store(catalog, key, {"stamp": stamp, "hash": content_hash(text), "result": stored})
     return result
@@ -116,7 +133,7 @@ def _replayed(stored: object, path: str, stamp: list[int], options: Options, cat
     """The stored result of a file, if what it asked the project index still gets the same answers;
     the project index is left as checking the file would have left it (its root, its summary)."""
     from connlint.cache import decode_finding, decode_summary
-    from connlint.project import module_name, project_for
+    from connlint.project import UNKNOWN_SKIPS, module_name, project_for
 
     try:
         assert isinstance(stored, dict)
@@ -130,10 +147,12 @@ def _replayed(stored: object, path: str, stamp: list[int], options: Options, cat
         if not project.valid(stored["trace"]):
             return None
         findings = tuple(decode_finding(f) for f in stored["findings"])
+        skipped = stored.get("skipped")
+        skipped = frozenset(skipped) if isinstance(skipped, list) else frozenset({UNKNOWN_SKIPS})
         if stored["summary"] is not None:
-            project.remember(module, decode_summary(stored["summary"]))
+            project.remember(module, decode_summary(stored["summary"]), skipped)
             project.checked(module, os.path.abspath(path), stamp, stored["trace"])
-        return FileResult(path, findings, exports=frozenset(stored["exports"]))
+        return FileResult(path, findings, exports=frozenset(stored["exports"]), skipped=skipped)
     except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None  # an entry of some other shape: checked again
 

@@ -1,0 +1,149 @@
+"""The rounds of a project run (project.check_project): which files a round checks again, and which
+summaries it keeps from the round before."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import connlint.runner as runner
+from connlint.catalog import default_catalog
+from connlint.checker import Options
+from connlint.project import (
+    UNKNOWN_SKIPS,
+    _imported_packages,
+    _spelling,
+    check_project,
+    declare_roots,
+    project_for,
+    skip_matters,
+)
+
+PACKAGE = {
+    "pkg/__init__.py": "",
+    "pkg/db.py": "import sqlite3\n\n\ndef connect_db(path):\n    return sqlite3.connect(path)\n",
+    # names no driver: skipped by round 0, checked by round 1 (it spells connect_db)
+    "pkg/wrap.py": "from .db import connect_db\n\n\ndef get_conn():\n    return connect_db('y')\n",
+    "pkg/util.py": "def helper():\n    return 1\n",
+    # checked by round 0; it spells connect_db, but the only module its check skipped (util) stays
+    # skipped whatever is known: round 1 has no reason to check it again
+    "pkg/plain.py": (
+        "import sqlite3\nfrom . import util\n\n# see connect_db\n\n\ndef f():\n    util.helper()\n"
+        "    conn = sqlite3.connect('x')\n    conn.close()\n"
+    ),
+    # checked by round 0, when wrap.get_conn is not known to be a factory (wrap.py names no driver);
+    # once round 1 has found it, round 2 checks it again and finds the leak
+    "pkg/user.py": (
+        "import sqlite3\nfrom . import wrap\n\n\ndef use():\n    conn = wrap.get_conn()\n"
+        "    conn.execute('select 1')\n\n\ndef other():\n    return sqlite3.connect('z')\n"
+    ),
+}
+
+
+_CHECK_PATHS = runner.check_paths
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    for name, text in PACKAGE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def _rounds(package: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[str]], list[runner.FileResult]]:
+    monkeypatch.chdir(package)
+    checked: list[list[str]] = []
+    original = _CHECK_PATHS
+
+    def check_paths(paths, options, jobs=0, config=None, force=False):  # type: ignore[no-untyped-def]
+        results = original(paths, options, jobs, config, force)
+        checked.append(sorted(r.path.replace(os.sep, "/") for r in results if not r.prefiltered))
+        return results
+
+    monkeypatch.setattr(runner, "check_paths", check_paths)
+    paths = sorted(str(p.relative_to(package)) for p in package.rglob("*.py"))
+    return checked, check_project(paths, Options(), 1, None)
+
+
+def test_a_round_checks_again_only_files_whose_skipped_modules_can_answer_now(package, monkeypatch):
+    checked, results = _rounds(package, monkeypatch)
+    assert checked[0] == ["pkg/db.py", "pkg/plain.py", "pkg/user.py"]
+    assert checked[1] == ["pkg/wrap.py"]  # not plain.py, though it spells connect_db
+    assert checked[2] == ["pkg/user.py"]  # get_conn is known now
+    assert len(checked) == 3
+    found = {(r.path.replace(os.sep, "/"), f.line, f.code) for r in results for f in r.findings}
+    assert found == {("pkg/user.py", 6, "CNL001")}
+
+
+def test_what_a_check_skipped_is_part_of_its_result(package, monkeypatch):
+    _, results = _rounds(package, monkeypatch)
+    by_path = {r.path.replace(os.sep, "/"): r for r in results}
+    assert by_path["pkg/wrap.py"].prefiltered is False
+    plain = by_path["pkg/plain.py"].skipped
+    assert plain is not None and os.path.abspath("pkg/util.py") in {s.split("\0")[1] for s in plain}
+    assert by_path["pkg/db.py"].skipped == frozenset()
+
+
+def test_a_later_round_keeps_the_summaries_its_names_cannot_change(package, monkeypatch):
+    monkeypatch.chdir(package)
+    declare_roots({str(package)})
+    catalog = default_catalog()
+    first = project_for(catalog, Options(project_exports=frozenset()))
+    db = first.summary("pkg.db")
+    assert db is not None and "connect_db" in db.factories
+    assert first.summary("pkg.wrap") is None  # names no driver, and no known factory
+    later = project_for(catalog, Options(project_exports=frozenset({"connect_db"})))
+    assert later is first
+    assert later.remembered("pkg.db") is db  # kept, not computed again
+    wrap = later.summary("pkg.wrap")
+    assert wrap is not None and "get_conn" in wrap.factories
+    # a run that knows less starts over
+    assert project_for(catalog, Options(project_exports=frozenset())).remembered("pkg.wrap") is None
+
+
+def test_skip_matters() -> None:
+    words = {"/p/wrap.py": frozenset({"get_conn", "connect_db", "import"}), "/p/user.py": frozenset({"get_conn"}),
+             "/p/other.py": frozenset({"x"})}
+    names = frozenset({"connect_db"})
+    # the module is read with these names, but cannot have get_conn as a factory yet
+    assert not skip_matters("get_conn\0/p/wrap.py\0/p/user.py", names, words.get)
+    assert skip_matters("get_conn\0/p/wrap.py\0/p/user.py", names | {"get_conn"}, words.get)
+    # a module that spells none of the names stays skipped
+    assert not skip_matters("x\0/p/other.py\0/p/user.py", names, words.get)
+    # a question about the whole module: only a name both files spell counts
+    assert not skip_matters("\0/p/wrap.py\0/p/user.py", names, words.get)
+    assert skip_matters("\0/p/wrap.py\0/p/user.py", frozenset({"get_conn"}), words.get)
+    # words not known: it may matter
+    assert skip_matters("get_conn\0/p/gone.py\0/p/user.py", names, words.get)
+    assert skip_matters(UNKNOWN_SKIPS, names, words.get)
+
+
+def test_spelling_finds_whole_names_only() -> None:
+    pattern = _spelling([b"connect", b"connection", b"db", "\u00e9_x".encode()])
+    assert pattern.findall(b"x = connect(1); connection.db") == [b"connect", b"connection", b"db"]
+    assert pattern.findall(b"connections reconnect db_x xdb") == []
+    assert pattern.findall("y = \u00e9_x + a\u00e9_x".encode()) == ["\u00e9_x".encode()]
+    assert _spelling([]).search(b"anything") is None
+
+
+def test_imported_packages() -> None:
+    text = b"import os, databases.core as d\nfrom sqlalchemy.orm import Session\n  import luigi\nx = 'import no'\n"
+    assert _imported_packages(text) == {b"os", b"databases", b"sqlalchemy", b"luigi"}
+
+
+def test_a_warm_run_knows_what_the_cold_run_skipped(package, monkeypatch, tmp_path_factory):
+    from connlint.cache import Cache
+    from connlint.project import use_cache
+
+    cache = Cache(tmp_path_factory.mktemp("cache"))
+    use_cache(cache)
+    try:
+        cold_rounds, cold = _rounds(package, monkeypatch)
+        warm_rounds, warm = _rounds(package, monkeypatch)
+    finally:
+        use_cache(None)
+    assert warm_rounds == cold_rounds  # the same files in each round: the stored results say why
+    assert [(r.path, r.findings, r.skipped) for r in warm] == [(r.path, r.findings, r.skipped) for r in cold]
