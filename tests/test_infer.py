@@ -90,6 +90,29 @@ def test_a_receiver_that_can_be_two_classes_or_anything_gets_no_answer(tmp_path:
     assert answer(source, "unknown_name.s()", tmp_path) is None
 
 
+def test_an_attribute_set_through_self_is_known_to_the_other_methods(tmp_path: Path) -> None:
+    # infer.py records only the attribute assignments made through a method's first argument
+    source = textwrap.dedent(
+        """\
+        class Database:
+            def session(self):
+                pass
+        class Service:
+            def __init__(self, url):
+                self.db = Database()
+            def run(this):
+                this.db.session()
+        svc = Service("u")
+        svc.extra = Database()
+        svc.extra.session()
+        """
+    )
+    assert answer(source, "this.db.session()", tmp_path) == "m.Database"
+    # set from outside the class: not recorded (it would make astroid import and build whatever the
+    # target comes from), so not known: no answer rather than a guess
+    assert answer(source, "svc.extra.session()", tmp_path) is None
+
+
 def test_code_astroid_cannot_build_and_huge_modules_get_no_answer(tmp_path: Path) -> None:
     broken = ModuleInference("x = (\n", "m", None, [])
     call = ast.parse("a.b()").body[0].value  # type: ignore[attr-defined]
