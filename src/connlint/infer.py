@@ -148,7 +148,7 @@ def _lighten_astroid() -> None:
         if _through_own_instance(node):
             record(self, node)
 
-    AstroidBuilder.delayed_assattr = delayed_assattr  # type: ignore[method-assign]
+    AstroidBuilder.delayed_assattr = delayed_assattr
     _LIGHTENED.append(True)
 
 
