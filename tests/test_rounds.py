@@ -147,3 +147,9 @@ def test_a_warm_run_knows_what_the_cold_run_skipped(package, monkeypatch, tmp_pa
         use_cache(None)
     assert warm_rounds == cold_rounds  # the same files in each round: the stored results say why
     assert [(r.path, r.findings, r.skipped) for r in warm] == [(r.path, r.findings, r.skipped) for r in cold]
+
+
+def test_map_paths_in_workers_keeps_the_order() -> None:
+    paths = [f"/x/{i}.py" for i in range(300)]
+    assert runner.map_paths(os.path.basename, paths, 2, None) == [f"{i}.py" for i in range(300)]
+    assert runner.map_paths(os.path.basename, paths[:3], 2, None) == ["0.py", "1.py", "2.py"]

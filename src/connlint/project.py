@@ -84,7 +84,7 @@ class ProjectIndex:
         self.cache = cache
         self._modules: dict[str, Optional[ModuleSummary]] = {}
         self._missing: set[str] = set()
-        # modules whose text names nothing a factory could stem from (``_may_provide``): factory
+        # modules whose text names nothing a factory could stem from (``_words_if_unprovided``): factory
         # lookups skip them; a helper lookup, which any module's function can answer, loads them
         self._unprovided: set[str] = set()
         self._words: dict[str, frozenset[str] | None] = {}  # the words of those modules' text
@@ -278,7 +278,8 @@ class ProjectIndex:
                 text = _read(path)
                 if text is None:
                     return None
-                if not self._may_provide(text) and self._skip(module, _WORD.findall(text), force):
+                words = self._words_if_unprovided(text)
+                if words is not None and self._skip(module, words, force):
                     return None
                 summary = self._compute(module, path, is_pkg, text)
         finally:
@@ -301,17 +302,19 @@ class ProjectIndex:
         checker.release()
         return summary
 
-    def _may_provide(self, text: str) -> bool:
-        """Can this module have a factory or helper worth parsing it for? In a project run, only if
-        its text names something the catalog can acquire or an already known factory/helper."""
+    def _words_if_unprovided(self, text: str) -> frozenset[str] | None:
+        """The words of a module's text if it cannot have a factory or helper worth parsing it for,
+        else None. In a project run, a module can only if its text names something the catalog can
+        acquire or an already known factory or helper."""
         allowed = self.options.project_exports
         if allowed is None:
-            return True
+            return None
         from connlint.prefilter import prefilter
 
         if prefilter(self.catalog).names_catalog(text):
-            return True
-        return not allowed.isdisjoint(_WORD.findall(text))
+            return None
+        words = frozenset(_WORD.findall(text))
+        return words if allowed.isdisjoint(words) else None
 
     # ------------------------------------------------------------------ the cache
 
@@ -395,7 +398,7 @@ class ProjectIndex:
         from connlint.prefilter import prefilter
 
         acquires = prefilter(self.catalog).names_catalog(text)
-        # the words are kept for _may_provide in later project rounds, which name known factories
+        # the words are kept for _entry_may_provide in later project rounds, which name known factories
         return {"hash": digest, "acquires": acquires, "words": None if acquires else sorted(set(_WORD.findall(text)))}
 
     def _entry_may_provide(self, entry: dict[str, object]) -> bool:
@@ -844,7 +847,7 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
 
 def _check_rounds(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
     from connlint.files import UnreadableFile, read_source
-    from connlint.runner import check_paths
+    from connlint.runner import check_paths, map_paths
 
     declare_roots(package_roots(paths))
     _PROJECTS.clear()  # what an earlier run in this process loaded may have changed since
@@ -868,8 +871,7 @@ def _check_rounds(paths: list[str], options: Options, jobs: int, config: object 
         # the names a module must spell to be summarised for later lookups: the factory's, and the
         # class's of a factory method (a package's __init__ re-exporting Database, of Database.session)
         names = frozenset(_exported_names(known))
-        reaches = _FreshNames(fresh)
-        pending = []
+        candidates = []
         for r in results:
             if r.error is not None:
                 continue
@@ -880,8 +882,10 @@ def _check_rounds(paths: list[str], options: Options, jobs: int, config: object 
                 continue
             # files skipped so far, and files checked before these names were known (a cycle of
             # imports: a.py calls b.connect_b(), which wraps a.connect_a())
-            if reaches(r.path):
-                pending.append(r.path)
+            candidates.append(r.path)
+        # reading thousands of files: in the workers
+        reached = map_paths(_FreshNames(fresh), candidates, jobs, config)  # type: ignore[arg-type]
+        pending = [path for path, yes in zip(candidates, reached) if yes]
         if not pending:
             break
         again = check_paths(pending, replace(options, project_exports=names), jobs, config,  # type: ignore[arg-type]

@@ -11,9 +11,9 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connlint.catalog import Catalog, default_catalog
 from connlint.checker import Finding, Options, check_module
@@ -26,6 +26,9 @@ from connlint.prefilter import prefilter as prefilter
 if TYPE_CHECKING:
     from connlint.cache import Cache
     from connlint.config import Config
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,21 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
         if own:
             pool.shutdown()
     return [r for r in results if r is not None]
+
+
+def map_paths(function: Callable[[str], T], paths: list[str], jobs: int, config: Config | None) -> list[T]:
+    """``function`` (picklable) of each path, in the workers of ``check_paths`` when there are
+    several (the same pool within ``shared_pool``)."""
+    if jobs <= 0:
+        jobs = os.cpu_count() or 1
+    if jobs == 1 or len(paths) < 64 * jobs:
+        return [function(path) for path in paths]
+    pool, own = _pool(jobs, config)
+    try:
+        return list(pool.map(function, paths, chunksize=max(1, len(paths) // (jobs * 8))))
+    finally:
+        if own:
+            pool.shutdown()
 
 
 def _size(path: str) -> int:
