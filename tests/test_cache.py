@@ -376,3 +376,49 @@ def test_workers_writing_at_once(shop: Path, tmp_path: Path):
     again = subprocess.run(argv, cwd=shop, env=env, capture_output=True, text=True, timeout=300)
     assert again.stdout == uncached.stdout
     assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]  # no temporary file left behind
+
+
+def test_contexts_no_run_used_for_a_month_are_removed(shop: Path, tmp_path: Path, capsys, monkeypatch):
+    import time
+
+    from connlint.cache import Cache
+    from connlint.catalog import default_catalog
+
+    cache = tmp_path / "cache"
+    run(shop, capsys, monkeypatch, "--cache-dir", str(cache))  # creates the cache
+    run(shop, capsys, monkeypatch, "--cache-dir", str(cache))  # finds it, and marks its context used
+    monkeypatch.chdir(shop)  # the context depends on the working directory
+    current = Cache(cache).context_dir(default_catalog())
+    assert (current / ".last-used").is_file()
+    month_ago = time.time() - 31 * 86400
+    old = cache / "0.0.1" / "0123456789abcdef0123"  # an older connlint's context
+    recent = current.parent / "fedcba9876543210fedc"  # another working directory's, used last week
+    for folder, when in ((old, month_ago), (recent, time.time() - 7 * 86400)):
+        (folder / "ab").mkdir(parents=True)
+        (folder / "ab" / "entry.json").write_text("{}", encoding="utf-8")
+        (folder / ".last-used").touch()
+        os.utime(folder / ".last-used", (when, when))
+    os.utime(current / ".last-used", (month_ago, month_ago))  # this run's own: marked again, kept
+    _, out, _ = run(shop, capsys, monkeypatch, "--cache-dir", str(cache))
+    assert not old.exists() and not old.parent.exists()
+    assert recent.is_dir() and current.is_dir()
+    assert (current / ".last-used").stat().st_mtime > month_ago + 86400
+    assert codes(out) == {("service.py", 5, "CNL001"), ("other.py", 5, "CNL001")}
+
+
+def test_pruning_touches_only_a_folder_connlint_made_its_cache(tmp_path: Path) -> None:
+    import time
+
+    from connlint.cache import Cache
+    from connlint.catalog import default_catalog
+
+    home = tmp_path / "home"  # --cache-dir pointed at a folder of the user's
+    old = home / "photos" / "0123456789abcdef0123"
+    old.mkdir(parents=True)
+    month_ago = time.time() - 40 * 86400
+    os.utime(old, (month_ago, month_ago))
+    Cache(home).prune(default_catalog())
+    assert old.is_dir()
+    (home / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n", encoding="utf-8")
+    Cache(home).prune(default_catalog())  # another tool's cache
+    assert old.is_dir()

@@ -20,8 +20,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 
 FOLDER_NAME = ".connlint_cache"
 FORMAT = 1  # bump when the layout of an entry changes
+PRUNE_AFTER_DAYS = 30  # a context (see Cache.prune) no run has used for this long is removed
+USED_MARK = ".last-used"
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by connlint.\n"
@@ -139,6 +144,27 @@ class Cache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
 
+    # ------------------------------------------------------------------ housekeeping
+
+    def prune(self, catalog: Catalog, max_age_days: float = PRUNE_AFTER_DAYS) -> None:
+        """Mark this run's context as used, and remove the contexts no run has used for
+        ``max_age_days`` (every upgrade of connlint, change of the catalog, working directory or
+        Python starts a new context; without this the old ones would stay forever). A context in use
+        by another run was marked by it and is kept. Nothing here is an error."""
+        if not self.writable or not _is_connlint_cache(self.folder):
+            return  # never remove anything from a folder connlint did not make its cache
+        current = self.context_dir(catalog)
+        with contextlib.suppress(OSError):
+            current.mkdir(parents=True, exist_ok=True)
+            (current / USED_MARK).touch()
+        cutoff = time.time() - max_age_days * 86400
+        for version in _subfolders(self.folder):
+            for context in _subfolders(version):
+                if context != current and _CONTEXT_NAME.fullmatch(context.name) and _last_used(context) < cutoff:
+                    shutil.rmtree(context, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                version.rmdir()  # only if empty
+
     def _create_folder(self) -> None:
         """The top folder, with its .gitignore and CACHEDIR.TAG (written once, by whoever comes first)."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -149,6 +175,32 @@ class Cache:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(text)
                 os.replace(tmp, target)
+
+
+_CONTEXT_NAME = re.compile(r"[0-9a-f]{20}")  # context_dir's names
+
+
+def _is_connlint_cache(folder: Path) -> bool:
+    """Does the folder carry the CACHEDIR.TAG connlint writes into its cache folders?"""
+    try:
+        return (folder / "CACHEDIR.TAG").read_text(encoding="utf-8") == CACHEDIR_TAG
+    except (OSError, ValueError):
+        return False
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+def _last_used(context: Path) -> float:
+    """When a run last used a context (its mark; else the folder's own mtime)."""
+    for candidate in (context / USED_MARK, context):
+        with contextlib.suppress(OSError):
+            return candidate.stat().st_mtime
+    return float("inf")
 
 
 def _digest(*parts: str) -> str:

@@ -127,7 +127,10 @@ def _check(args: argparse.Namespace) -> int:
     results: list[FileFindings] = []
     from connlint.project import check_project, use_cache
 
-    use_cache(_cache(args, config))
+    cache = _cache(args, config)
+    if cache is not None:
+        cache.prune(config.catalog())  # before the run: its context is marked as used first
+    use_cache(cache)
     try:
         checked = check_project(paths, options, args.jobs, config)
     finally:
