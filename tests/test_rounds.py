@@ -13,7 +13,6 @@ from connlint.catalog import default_catalog
 from connlint.checker import Options
 from connlint.project import (
     UNKNOWN_SKIPS,
-    _imported_packages,
     _spelling,
     check_project,
     declare_roots,
@@ -127,11 +126,6 @@ def test_spelling_finds_whole_names_only() -> None:
     assert pattern.findall(b"connections reconnect db_x xdb") == []
     assert pattern.findall("y = \u00e9_x + a\u00e9_x".encode()) == ["\u00e9_x".encode()]
     assert _spelling([]).search(b"anything") is None
-
-
-def test_imported_packages() -> None:
-    text = b"import os, databases.core as d\nfrom sqlalchemy.orm import Session\n  import luigi\nx = 'import no'\n"
-    assert _imported_packages(text) == {b"os", b"databases", b"sqlalchemy", b"luigi"}
 
 
 def test_a_warm_run_knows_what_the_cold_run_skipped(package, monkeypatch, tmp_path_factory):

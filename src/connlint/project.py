@@ -98,8 +98,8 @@ class ProjectIndex:
         self._volatile: set[str] = set()
         self.stamps: dict[str, list[int] | None] = {}
         self._now: dict[str, list[int] | None] = {}
-        # for later project rounds: the files of the modules each summary's computation found skipped
-        # (``_unprovided``), transitively through the summaries it used (``SKIPS``)
+        # for later project rounds: the modules each summary's computation found skipped (records of
+        # ``SKIPS``), transitively through the summaries it used
         self._skipped: dict[str, frozenset[str]] = {}
 
     def add_root(self, root: str) -> None:
@@ -819,11 +819,6 @@ def _spelling(names: Collection[bytes]) -> re.Pattern[bytes]:
     if all(name.isascii() for name in names):  # \b is far faster than a lookbehind at every byte
         return re.compile(rb"\b%s\b" % build(trie))
     return re.compile(rb"(?<!%s)%s(?!%s)" % (_NAME_BYTE, build(trie), _NAME_BYTE))
-
-
-def _imports(text: str, package: str) -> bool:
-    """Does the text import the package (``from pkg...``, ``import pkg``, ``import a, pkg.b``)?"""
-    return package.encode("utf-8") in _imported_packages(text.encode("utf-8"))
 
 
 def relative_display(path: str) -> str:
