@@ -147,3 +147,36 @@ def test_map_paths_in_workers_keeps_the_order() -> None:
     paths = [f"/x/{i}.py" for i in range(300)]
     assert runner.map_paths(os.path.basename, paths, 2, None) == [f"{i}.py" for i in range(300)]
     assert runner.map_paths(os.path.basename, paths[:3], 2, None) == ["0.py", "1.py", "2.py"]
+
+
+def test_the_workers_of_a_run_share_the_summaries_they_computed(package, monkeypatch, tmp_path_factory):
+    from connlint.project import ProjectIndex, use_run_store
+
+    store = tmp_path_factory.mktemp("store")
+    monkeypatch.chdir(package)
+    catalog = default_catalog()
+    round0 = Options(project_exports=frozenset())
+    use_run_store(str(store))
+    try:
+        db = ProjectIndex(catalog, round0, roots={str(package)}).summary("pkg.db")  # one worker
+        assert db is not None and "connect_db" in db.factories
+        computed: list[str] = []
+        compute = ProjectIndex._compute
+
+        def spy(self, module, *args):  # type: ignore[no-untyped-def]
+            computed.append(module)
+            return compute(self, module, *args)
+
+        monkeypatch.setattr(ProjectIndex, "_compute", spy)
+        other = ProjectIndex(catalog, round0, roots={str(package)}).summary("pkg.db")  # the other
+        assert other is not None and other.factories.keys() == db.factories.keys() and computed == []
+        # a later round knows other names: its summaries are its own
+        ProjectIndex(catalog, Options(project_exports=frozenset({"connect_db"})), roots={str(package)}).summary(
+            "pkg.db")
+        assert computed == ["pkg.db"]
+        for entry in store.iterdir():  # a damaged entry is no answer
+            entry.write_bytes(b"not a pickle")
+        assert ProjectIndex(catalog, round0, roots={str(package)}).summary("pkg.db") is not None
+        assert computed == ["pkg.db", "pkg.db"]
+    finally:
+        use_run_store(None)

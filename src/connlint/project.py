@@ -159,6 +159,9 @@ class ProjectIndex:
         if skipped is None:
             skipped = SKIPS[-1] if SKIPS else (UNKNOWN_SKIPS,)
         self._skipped[module] = frozenset(skipped)
+        path = self._paths.get(module)
+        if path is not None and self.cache is None:
+            self._share(path, summary, self._skipped[module])
 
     def widen(self, options: Options) -> None:
         """Take the options of a later round of a project run, which knows more factory and helper
@@ -281,13 +284,61 @@ class ProjectIndex:
                 words = self._words_if_unprovided(text)
                 if words is not None and self._skip(module, words, force):
                     return None
+                shared = self._shared(path)
+                if shared is not None:
+                    self._modules[module], self._skipped[module] = shared
+                    return shared[0]
                 summary = self._compute(module, path, is_pkg, text)
         finally:
             SKIPS.pop()
         if summary is not None:
             self._modules[module] = summary
             self._skipped[module] = frozenset(skipped)
+            if self.cache is None:
+                self._share(path, summary, self._skipped[module])
         return summary
+
+    # ------------------------------------------------------------------ summaries shared by workers
+
+    def _store_key(self, path: str) -> str | None:
+        """Where the workers of this run keep the summary of ``path`` for this round (None: no store)."""
+        if not _RUN_STORE:
+            return None
+        exports = self.options.project_exports
+        round_key = "-" if exports is None else ",".join(sorted(exports))
+        import hashlib
+
+        digest = hashlib.blake2b(f"{path}\0{round_key}".encode("utf-8", "surrogatepass"), digest_size=16)
+        return os.path.join(_RUN_STORE[0], digest.hexdigest())
+
+    def _shared(self, path: str) -> tuple[ModuleSummary, frozenset[str]] | None:
+        """The summary of ``path`` another worker of this run computed in this round, if any."""
+        key = self._store_key(path)
+        if key is None:
+            return None
+        import pickle
+
+        try:
+            with open(key, "rb") as fh:
+                found = pickle.load(fh)
+        except Exception:  # a damaged entry (the run's own private folder): computed instead
+            return None
+        return found if isinstance(found, tuple) and len(found) == 2 else None
+
+    def _share(self, path: str, summary: ModuleSummary, skipped: frozenset[str]) -> None:
+        key = self._store_key(path)
+        if key is None or os.path.exists(key):
+            return
+        import pickle
+        import tempfile
+
+        try:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(key))
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump((summary, skipped), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, key)
+        except OSError:
+            pass
 
     def _compute(self, module: str, path: str, is_pkg: bool, text: str) -> ModuleSummary | None:
         try:
@@ -595,6 +646,11 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TRACES: list[Trace] = []
 _CACHE: list[Cache] = []  # the cache of this process's runs, if any
 _PROJECTS: dict[tuple[int, Options], ProjectIndex] = {}
+_RUN_STORE: list[str] = []  # the folder where the workers of a run share summaries (run_store)
+
+
+def use_run_store(folder: str | None) -> None:
+    _RUN_STORE[:] = [folder] if folder else []
 
 # The files of the modules that lookups found skipped (``ProjectIndex._unprovided``: their text names
 # nothing a factory could come from, in this round) during the computations under way, innermost last.

@@ -240,12 +240,14 @@ def _internal_error(exc: BaseException) -> str:
 _WORKER_CATALOG: list[Catalog] = []  # the catalog of this worker process, built once by _start_worker
 
 
-def _start_worker(config: Config | None, cache: Cache | None, roots: frozenset[str] = frozenset()) -> None:
+def _start_worker(config: Config | None, cache: Cache | None, roots: frozenset[str] = frozenset(),
+                  store: str | None = None) -> None:
     _WORKER_CATALOG[:] = [config.catalog() if config is not None else default_catalog()]
-    from connlint.project import declare_roots, use_cache
+    from connlint.project import declare_roots, use_cache, use_run_store
 
     use_cache(cache)
     declare_roots(roots)
+    use_run_store(store)
 
 
 def _check_one(args: tuple[str, Options, bool]) -> FileResult:
@@ -261,20 +263,32 @@ def _options_for(path: str, options: Options, config: Config | None) -> Options:
 # The worker pool a project run keeps for all its rounds (shared_pool): a new pool per round started
 # workers that had to parse, summarise and infer (astroid) the same modules again.
 _SHARED: list[tuple[int, Config | None, Any]] = []
+# a run's folder where its workers share the module summaries they computed (no cache: the cache does)
+_STORE: list[str] = []
 
 
 @contextlib.contextmanager
 def shared_pool(jobs: int, config: Config | None) -> Iterator[None]:
     """Within this block, ``check_paths`` with these ``jobs`` and ``config`` reuses one pool of
     workers (started when first needed, stopped at the end)."""
+    import tempfile
+
+    from connlint.project import active_cache
+
     entry: tuple[int, Config | None, Any] = (jobs if jobs > 0 else (os.cpu_count() or 1), config, [])
     _SHARED.append(entry)
+    # without a cache, the workers share the summaries they compute through a folder of the run's own
+    store = tempfile.TemporaryDirectory(prefix="connlint-run-") if entry[0] > 1 and active_cache() is None else None
+    _STORE[:] = [store.name] if store is not None else []
     try:
         yield
     finally:
+        _STORE.clear()
         _SHARED.remove(entry)
         for pool in entry[2]:
             pool.shutdown()
+        if store is not None:
+            store.cleanup()
 
 
 def _pool(jobs: int, config: Config | None) -> tuple[Any, bool]:
@@ -287,7 +301,8 @@ def _pool(jobs: int, config: Config | None) -> tuple[Any, bool]:
         if want == jobs and cfg is config:
             if not pools:
                 pools.append(ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
-                                                 initargs=(config, active_cache(), declared_roots())))
+                                                 initargs=(config, active_cache(), declared_roots(),
+                                                           _STORE[0] if _STORE else None)))
             return pools[0], False
     return ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
                                initargs=(config, active_cache(), declared_roots())), True
