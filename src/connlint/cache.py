@@ -132,9 +132,12 @@ class Cache:
             if not path.parent.is_dir():
                 self._create_folder()
                 path.parent.mkdir(parents=True, exist_ok=True)
+            # json.dumps, not json.dump: dump feeds the file chunk by chunk from the pure-Python
+            # encoder, dumps encodes in C at once (and a value it cannot encode leaves no file)
+            text = json.dumps({**data, "format": FORMAT, "key": key}, separators=(",", ":"))
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({**data, "format": FORMAT, "key": key}, fh, separators=(",", ":"))
+                fh.write(text)
             os.replace(tmp, path)
             tmp = None
         except (OSError, ValueError, TypeError):
