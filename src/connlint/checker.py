@@ -317,11 +317,7 @@ class ModuleChecker:
                 for key in module.factories if "." in key
             ):
                 return True
-        # a factory method of a class it imports: Database(url).session(), self.db.session() (in a
-        # project run, only once an earlier round found a factory by that name)
-        known = None
-        if known is not None and words.isdisjoint(known):
-            return False
+        # a factory method of a class it imports: Database(url).session(), self.db.session()
         if not words.isdisjoint(self._imported_factory_methods):
             return True
         # get_db(url).session(): astroid may tell what get_db returns
@@ -347,9 +343,6 @@ class ModuleChecker:
         if any(self.factory_for(key) is not None for key in self._method_keys.get(method, ())):
             return True
         if self.project is None:
-            return False
-        known = None
-        if known is not None and method not in known:
             return False
         return method in self._imported_factory_methods or method in self._imported_module_methods
 

@@ -38,7 +38,7 @@ class FileResult:
     error: str | None = None  # why the file could not be checked
     prefiltered: bool = False  # skipped unparsed: its text names nothing the catalog can acquire
     exports: frozenset[str] = frozenset()  # names of its factories/helpers other modules may call
-    # the files of the modules its check skipped for naming no driver (project.SKIPS); None: unknown
+    # the modules its check skipped for naming no driver (records of project.SKIPS); None: unknown
     skipped: frozenset[str] | None = None
 
 
