@@ -284,13 +284,22 @@ class ModuleChecker:
             self.factory_for(key) is not None for key in self._local_keys(f, words)
         ):
             # nothing from the catalog or this module: only another module's factory can acquire
-            return self._calls_project_factory(words)
+            return self._calls_project_factory(words, self._method_call_words(f))
         if self.resolver.may_acquire(f.node):
             return True
         names = self._called_local_names(f)
         if any(self.factory_for(key) is not None for key in self._local_keys(f, names)):
             return True
-        return words is None and self._calls_project_factory(self._call_words(f))
+        if words is not None:
+            return False
+        words = self._call_words(f)
+        return self._calls_project_factory(words, words)
+
+    def _method_call_words(self, f: _Func) -> frozenset[str]:
+        """The names this function's text calls as methods (``.session(``): a factory method of an
+        imported class is called so (``Database(url).session()``, ``self.db.session()``)."""
+        text = self._text(f)
+        return frozenset(_METHOD.findall(text)) if text is not None else self._call_words(f)
 
     def _call_words(self, f: _Func) -> frozenset[str]:
         words: set[str] = set()
@@ -299,9 +308,10 @@ class ModuleChecker:
                 words.add(node.id if isinstance(node, ast.Name) else node.attr)
         return frozenset(words)
 
-    def _calls_project_factory(self, words: frozenset[str]) -> bool:
+    def _calls_project_factory(self, words: frozenset[str], methods: frozenset[str]) -> bool:
         """Do these words name a factory or resource class of another module of the project?
-        (``get_conn`` imported from it, or ``db.get_conn`` through an imported module)."""
+        (``get_conn`` imported from it, or ``db.get_conn`` through an imported module), or do
+        ``methods``, the names called as methods, name a factory method of one?"""
         if self.project is None:
             return False
         for name, target in self.project_imports.items():
@@ -318,24 +328,35 @@ class ModuleChecker:
             ):
                 return True
         # a factory method of a class it imports: Database(url).session(), self.db.session()
-        if not words.isdisjoint(self._imported_factory_methods):
+        if methods and self._imports_factory_method(methods):
             return True
         # get_db(url).session(): astroid may tell what get_db returns
-        return self.options.inference == "astroid" and not words.isdisjoint(self._imported_module_methods)
+        return bool(methods) and self.options.inference == "astroid" and self._imports_module_method(methods)
+
+    def _imports_module_method(self, words: frozenset[str]) -> bool:
+        """Is one of ``words`` the name of a factory method of a class of a project module this module
+        imports from? A module is summarised only if its text defines a function by one of them."""
+        assert self.project is not None
+        by_function = self._imported_module_functions
+        for module in sorted({m for word in words for m in by_function.get(word, ())}):
+            summary = self.project.summary(module, asker=self.path or "")
+            if summary is not None and any(key.rpartition(".")[2] in words for key in summary.factories if "." in key):
+                return True
+        return False
 
     @property
-    def _imported_module_methods(self) -> frozenset[str]:
-        """Names of the factory methods of any class of the project modules this module imports."""
-        found = getattr(self, "_module_methods_cache", None)
+    def _imported_module_functions(self) -> dict[str, list[str]]:
+        """Function name -> the project modules this module imports from whose text defines it (a
+        factory method "Cls.m" of a module is a "def m" in its text)."""
+        found = getattr(self, "_module_functions_cache", None)
         if found is None:
-            names: set[str] = set()
             assert self.project is not None
+            found = {}
             modules = {m for target in self.project_imports.values() for m in (target, target.rpartition(".")[0])}
             for module in sorted(m for m in modules if m):
-                summary = self.project.summary(module, asker=self.path or "")
-                if summary is not None:
-                    names.update(key.rpartition(".")[2] for key in summary.factories if "." in key)
-            found = self._module_methods_cache = frozenset(names)
+                for name in self.project.definitions(module)[0]:
+                    found.setdefault(name, []).append(module)
+            self._module_functions_cache = found
         return found
 
     def _is_factory_method_name(self, method: str) -> bool:
@@ -344,7 +365,8 @@ class ModuleChecker:
             return True
         if self.project is None:
             return False
-        return method in self._imported_factory_methods or method in self._imported_module_methods
+        words = frozenset((method,))
+        return self._imports_factory_method(words) or self._imports_module_method(words)
 
     def _infer_receiver(self, call: ast.Call) -> str | None:
         """astroid's answer for the receiver of ``x.m()`` when ``m`` is a factory method's name."""
@@ -363,28 +385,54 @@ class ModuleChecker:
         depends_on(["i", self.path or "", call.lineno, call.col_offset, answer], self._inference.project_files())
         return answer
 
+    def _imports_factory_method(self, words: frozenset[str]) -> bool:
+        """Is one of ``words`` the name of a factory method of a class this module imports from a
+        project module (``Database.session`` in myapp/db.py: "session")? Re-exports are followed
+        ("from .db import Database" in a package's __init__); the module that defines the class is
+        summarised only if its text defines a function by one of the words."""
+        assert self.project is not None
+        by_function, elsewhere = self._imported_class_functions
+        targets = {t for word in words for t in by_function.get(word, ())}
+        for target in sorted(targets.union(elsewhere)):
+            for _ in range(self.project.MAX_DEPTH):
+                owner, _, cls = target.rpartition(".")
+                functions, classes = self.project.definitions(owner)
+                if cls in classes and words.isdisjoint(functions):
+                    break  # defined there, with no method by any of these names
+                summary = self.project.summary(owner, wants=cls)
+                if summary is None:
+                    break
+                if any(key.partition(".")[0] == cls and key.partition(".")[2] in words
+                       for key in summary.factories if "." in key):
+                    return True
+                if cls not in summary.imports or summary.imports[cls] == target:
+                    break
+                target = summary.imports[cls]
+                if not target.rpartition(".")[2][:1].isupper():
+                    break
+        return False
+
     @property
-    def _imported_factory_methods(self) -> frozenset[str]:
-        """Names of the factory methods of the classes of the project modules this module imports
-        from (``Database.session`` in myapp/db.py: "session")."""
-        found = getattr(self, "_factory_methods_cache", None)
+    def _imported_class_functions(self) -> tuple[dict[str, list[str]], list[str]]:
+        """The project imports spelled like a class (``myapp.db.Database``): (function name -> those
+        whose module's text defines the class and a function by that name, those whose module's text
+        does not define the class: a re-export, or something unknown)."""
+        found = getattr(self, "_class_functions_cache", None)
         if found is None:
-            names: set[str] = set()
             assert self.project is not None
+            by_function: dict[str, list[str]] = {}
+            elsewhere = []
             for target in sorted(set(self.project_imports.values())):
-                for _ in range(self.project.MAX_DEPTH):  # through re-exports: "from .db import Database"
-                    owner, _, cls = target.rpartition(".")
-                    if not owner or not cls[:1].isupper():  # spelled like a class
-                        break
-                    summary = self.project.summary(owner, wants=cls)
-                    if summary is None:
-                        break
-                    names.update(key.partition(".")[2] for key in summary.factories
-                                 if key.partition(".")[0] == cls and "." in key)
-                    if cls not in summary.imports or summary.imports[cls] == target:
-                        break
-                    target = summary.imports[cls]
-            found = self._factory_methods_cache = frozenset(names)
+                owner, _, cls = target.rpartition(".")
+                if not owner or not cls[:1].isupper():
+                    continue
+                functions, classes = self.project.definitions(owner)
+                if cls not in classes:
+                    elsewhere.append(target)
+                    continue
+                for name in functions:
+                    by_function.setdefault(name, []).append(target)
+            found = self._class_functions_cache = (by_function, elsewhere)
         return found
 
     @property
@@ -922,7 +970,7 @@ def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: s
         # a module another file imported was summarised when it was loaded: that summary is what its
         # importers saw, and computing it again would analyse every helper of the module twice
         summary = project.remembered(module) or checker.summary()
-        project.remember(module, summary)
+        project.remember(module, summary, path=path)
         # what makes other files worth a new round: factories and releasing helpers (a helper that
         # only keeps its argument can only remove findings, and names like add/append are everywhere)
         releasing = [k for k, h in summary.helpers.items() if "release" in h.effects.values()]

@@ -101,6 +101,7 @@ class ProjectIndex:
         # for later project rounds: the modules each summary's computation found skipped (records of
         # ``SKIPS``), transitively through the summaries it used
         self._skipped: dict[str, frozenset[str]] = {}
+        self._definitions: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # path -> definitions()
 
     def add_root(self, root: str) -> None:
         if root not in self.roots:
@@ -134,6 +135,24 @@ class ProjectIndex:
                     return candidate, is_pkg
         return None
 
+    def definitions(self, module: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(the names its text spells after ``def``, after ``class``) of a project module, read from
+        its text without parsing it: a method of its classes is one of the first. Empty for a module
+        that is not in the project (no summary either)."""
+        found = self.find_file(module)
+        if found is None:
+            return _NO_DEFINITIONS
+        path = found[0]
+        defined = self._definitions.get(path)
+        if defined is None:
+            text = _read(path)
+            defined = _NO_DEFINITIONS if text is None else _definitions(text)
+            self._definitions[path] = defined
+        if _TRACES:
+            _TRACES[-1].ask(["d", module, _digest(defined)])
+            _TRACES[-1].files.add(path)
+        return defined
+
     def _top_names(self, root: str) -> frozenset[str]:
         """Names of the modules and folders directly in a root (listed once)."""
         names = self._listings.get(root)
@@ -150,16 +169,18 @@ class ProjectIndex:
         """The summary of a module already loaded or checked in this process, if any."""
         return self._modules.get(module)
 
-    def remember(self, module: str, summary: ModuleSummary, skipped: Iterable[str] | None = None) -> None:
-        """The summary of a module the caller checked itself: later lookups need not parse it.
-        ``skipped``: the files of the modules its check found skipped (default: those recorded so
-        far by the check under way)."""
+    def remember(self, module: str, summary: ModuleSummary, skipped: Iterable[str] | None = None,
+                 path: str | None = None) -> None:
+        """The summary of a module the caller checked itself (from ``path``): later lookups need not
+        parse it, in this process or, through the run's store, in the other workers. ``skipped``: the
+        files of the modules its check found skipped (default: those recorded so far by the check
+        under way)."""
         self._modules[module] = summary
         self._unprovided.discard(module)
         if skipped is None:
             skipped = SKIPS[-1] if SKIPS else (UNKNOWN_SKIPS,)
         self._skipped[module] = frozenset(skipped)
-        path = self._paths.get(module)
+        path = os.path.abspath(path) if path is not None else self._paths.get(module)
         if path is not None and self.cache is None:
             self._share(path, summary, self._skipped[module])
 
@@ -552,6 +573,8 @@ class ProjectIndex:
                 elif kind == "f":
                     found = self._find_file(question[1])
                     answer = found[0] if found is not None else None
+                elif kind == "d":
+                    answer = _digest(self.definitions(question[1]))
                 elif kind == "t":
                     from connlint.frameworks import torn_down_elsewhere
 
@@ -690,6 +713,26 @@ def _entry_words(entry: dict[str, object]) -> list[str] | None:
     return words if isinstance(words, list) else None
 
 
+_NO_DEFINITIONS: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+_DEFINITION = re.compile(r"^[ \t]*(?:async[ \t]+)?(def|class)[ \t]+(\w+)", re.M)
+
+
+def _definitions(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The names ``text`` spells after ``def`` and after ``class`` at the start of a line (in code or
+    in a string alike: a superset of what it defines)."""
+    functions, classes = set(), set()
+    for keyword, name in _DEFINITION.findall(text):
+        (functions if keyword == "def" else classes).add(name)
+    return frozenset(functions), frozenset(classes)
+
+
+def _digest(definitions: tuple[frozenset[str], frozenset[str]]) -> str:
+    import hashlib
+
+    return hashlib.blake2b("\0".join([*sorted(definitions[0]), "", *sorted(definitions[1])]).encode(
+        "utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
 def _read(path: str) -> str | None:
     from connlint.files import UnreadableFile, read_source
 
@@ -791,21 +834,6 @@ def _exported_names(known: Iterable[str]) -> Iterator[str]:
             yield parts[1]
 
 
-_IMPORT = re.compile(rb"^[ \t]*(?:from[ \t]+([A-Za-z_]\w*)|import[ \t]+([\w. \t,]+))", re.M)
-
-
-def _imported_packages(data: bytes) -> set[bytes]:
-    """The top-level packages a file's bytes import (``from pkg...``, ``import pkg``, ``import a,
-    pkg.b as c``)."""
-    found = set()
-    for package, names in _IMPORT.findall(data):
-        if package:
-            found.add(package)
-        else:
-            found.update(item.split()[0].split(b".")[0] for item in names.split(b",") if item.split())
-    return found
-
-
 class _FreshNames:
     """Does a file spell a factory or helper name found in the last round, in a way that can reach
     it? A name of the file's own root may come through a relative import; one of another root (a
@@ -833,19 +861,25 @@ class _FreshNames:
         relative = b"from ." in data
         if not relative and not any(package in data for package in self.packages):
             return False
-        if self.spelled.search(data) is None:
+        found = [where for name in set(self.spelled.findall(data)) for where in self.by_name[name]]
+        if not found:
             return False
-        imported = _imported_packages(data)
-        root = None
-        for name in set(self.spelled.findall(data)):
-            for where, package in self.by_name.get(name, ()):
-                if package in imported:
-                    return True
-                if relative:
-                    root = module_name(path)[1] if root is None else root
-                    if root == where:
-                        return True
+        for package in sorted({package for _, package in found}):
+            if _imports_package(package).search(data):
+                return True
+        if relative:
+            root = module_name(path)[1]
+            return any(where == root for where, _ in found)
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _imports_package(package: bytes) -> re.Pattern[bytes]:
+    """A line of a file's bytes that imports ``package`` (``from pkg...``, ``import pkg``, ``import
+    a, pkg.b as c``), not a relative import or a name imported from another package."""
+    name = re.escape(package)
+    return re.compile(rb"^[ \t]*(?:from[ \t]+%s\b|import[ \t]+(?:[\w. \t]*,[ \t]*)*%s\b)"
+                      % (name, name), re.M)
 
 
 # a byte of a name in a file's bytes: a letter, digit, _, or a byte of a non-ASCII letter's UTF-8 form
