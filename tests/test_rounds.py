@@ -57,8 +57,8 @@ def _rounds(package: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[s
     checked: list[list[str]] = []
     original = _CHECK_PATHS
 
-    def check_paths(paths, options, jobs=0, config=None, force=False):  # type: ignore[no-untyped-def]
-        results = original(paths, options, jobs, config, force)
+    def check_paths(paths, options, jobs=0, config=None, force=False, **kwargs):  # type: ignore[no-untyped-def]
+        results = original(paths, options, jobs, config, force, **kwargs)
         checked.append(sorted(r.path.replace(os.sep, "/") for r in results if not r.prefiltered))
         return results
 
@@ -180,3 +180,85 @@ def test_the_workers_of_a_run_share_the_summaries_they_computed(package, monkeyp
         assert computed == ["pkg.db", "pkg.db"]
     finally:
         use_run_store(None)
+
+
+def test_imported_modules_are_read_off_the_import_lines(tmp_path: Path) -> None:
+    from connlint.project import imported_modules
+
+    (tmp_path / "app" / "sub").mkdir(parents=True)
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "sub" / "__init__.py").write_text("")
+    views = str(tmp_path / "app" / "sub" / "views.py")
+    text = (
+        "from . import db, models as m\nfrom ..core import x\nimport os, a.b as c\n"
+        "if True:\n    from .x.y import (z,\n        w)\nfrom ... import beyond\ns = 'import no'\n"
+    )
+    assert imported_modules(text, views) == (
+        "a.b", "app.core", "app.core.x", "app.sub", "app.sub.db", "app.sub.models", "app.sub.x.y", "app.sub.x.y.z",
+        "os",
+    )
+    init = str(tmp_path / "app" / "sub" / "__init__.py")  # a package's own relative imports
+    assert imported_modules("from .views import f\n", init) == ("app.sub.views", "app.sub.views.f")
+
+
+def test_dependencies_first(tmp_path: Path) -> None:
+    from connlint.project import dependencies_first
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "__init__.py").write_text("")
+    sizes = {"a": 10, "b": 20, "c": 30, "d": 40, "e": 50, "f": 60}
+    path = {name: str(tmp_path / "p" / f"{name}.py") for name in sizes}
+    imports = {
+        path["a"]: ("p.b",),  # a -> b -> c
+        path["b"]: ("p.c", "os"),
+        path["c"]: (),
+        path["d"]: ("p.e",),  # a cycle: d <-> e
+        path["e"]: ("p.d",),
+        path["f"]: ("p.c",),  # imported by none, largest: after the imported ones
+    }
+    order = dependencies_first(list(path.values()), imports, lambda p: sizes[Path(p).stem])
+    names = [Path(p).stem for p in order]
+    assert sorted(names) == sorted(sizes)
+    assert names.index("c") < names.index("b") < names.index("a")
+    assert names.index("c") < names.index("f")
+    assert names[-2:] == ["f", "a"]  # what no file imports: last, largest first
+    assert set(names[:4]) == {"b", "c", "d", "e"}
+
+
+def test_survey_tells_which_files_need_a_check(tmp_path: Path) -> None:
+    (tmp_path / "db.py").write_text("import sqlite3\nfrom util import f\n\ndef g():\n    return sqlite3.connect('x')\n")
+    (tmp_path / "util.py").write_text("import os\n\ndef f():\n    return os.getcwd()\n")
+    (tmp_path / "script").write_text("print(1)\n")  # named on the command line: checked whatever it is
+    survey = runner.Survey(None)
+    assert survey(str(tmp_path / "db.py")) == (True, ("sqlite3", "util", "util.f"))
+    assert survey(str(tmp_path / "util.py")) == (False, ())
+    assert survey(str(tmp_path / "script")) == (True, ())
+    assert survey(str(tmp_path / "missing.py")) == (True, ())  # its check says why it cannot be read
+
+
+def test_a_module_checked_before_its_importers_is_not_summarised_for_them(tmp_path, monkeypatch):
+    from connlint.project import ProjectIndex
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    # in the order given, or largest first, user.py would be checked first, and models.py summarised for it
+    (tmp_path / "pkg" / "user.py").write_text(
+        "import sqlite3\nfrom pkg.models import open_db\n\n\ndef use():\n    conn = open_db()\n"
+        "    conn.execute('select 1')\n\n\ndef other():\n    return sqlite3.connect('y')\n" + "# padding\n" * 50
+    )
+    (tmp_path / "pkg" / "models.py").write_text("import sqlite3\n\n\ndef open_db():\n    return sqlite3.connect('x')\n")
+    computed: list[str] = []
+    compute = ProjectIndex._compute
+
+    def spy(self, module, *args):  # type: ignore[no-untyped-def]
+        computed.append(module)
+        return compute(self, module, *args)
+
+    monkeypatch.setattr(ProjectIndex, "_compute", spy)
+    monkeypatch.chdir(tmp_path)
+    paths = ["pkg/user.py", "pkg/__init__.py", "pkg/models.py"]
+    results = check_project(paths, Options(), 1, None)
+    found = {(r.path.replace(os.sep, "/"), f.line, f.code) for r in results for f in r.findings}
+    assert found == {("pkg/user.py", 6, "CNL001")}
+    assert "pkg.models" not in computed, computed
+    assert [r.path for r in results] == paths  # reported in the order given

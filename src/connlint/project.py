@@ -720,7 +720,8 @@ _DEFINITION = re.compile(r"^[ \t]*(?:async[ \t]+)?(def|class)[ \t]+(\w+)", re.M)
 def _definitions(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The names ``text`` spells after ``def`` and after ``class`` at the start of a line (in code or
     in a string alike: a superset of what it defines)."""
-    functions, classes = set(), set()
+    functions: set[str] = set()
+    classes: set[str] = set()
     for keyword, name in _DEFINITION.findall(text):
         (functions if keyword == "def" else classes).add(name)
     return frozenset(functions), frozenset(classes)
@@ -834,6 +835,67 @@ def _exported_names(known: Iterable[str]) -> Iterator[str]:
             yield parts[1]
 
 
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]+\(?([\w., \t]*)|import[ \t]+([\w., \t]+))", re.M)
+
+
+def imported_modules(text: str, path: str) -> tuple[str, ...]:
+    """The modules a file's text imports, by their absolute names, read off its import lines without
+    parsing it (``from . import db`` in myapp/views.py: ``myapp``, ``myapp.db``). A name imported from
+    a module may be a submodule: both are listed. Names on the continuation lines of a parenthesised
+    import are not (they only order the checks, see ``dependencies_first``)."""
+    found: set[str] = set()
+    package: str | None = None
+    for dots, source, names, plain in _IMPORT_LINE.findall(text):
+        if plain:
+            found.update(item.split()[0] for item in plain.split(",") if item.split())
+            continue
+        if dots:
+            if package is None:
+                module, _, is_package = module_name(path)
+                package = module if is_package else module.rpartition(".")[0]
+            parts = package.split(".") if package else []
+            if len(dots) > 1:
+                parts = parts[:len(parts) - (len(dots) - 1)] if len(dots) - 1 <= len(parts) else []
+            source = ".".join([*parts, source] if source else parts)
+        if not source:
+            continue
+        found.add(source)
+        found.update(f"{source}.{item.split()[0]}" for item in names.split(",") if item.split())
+    return tuple(sorted(found))
+
+
+def dependencies_first(paths: list[str], imports: dict[str, tuple[str, ...]],
+                       size: Callable[[str], int]) -> list[str]:
+    """``paths`` in the order to check them: a module before the modules that import it, so that its
+    check's summary serves its importers (in the same worker, or through the run's store) instead of
+    being computed for them first; then the files no other file imports, largest first (they even out
+    the workers at the end). A cycle of imports is cut where the walk meets it."""
+    by_module: dict[str, str] = {}
+    for path in paths:
+        by_module.setdefault(module_name(path)[0], path)
+    deps = {path: sorted({by_module[m] for m in imports.get(path, ()) if m in by_module} - {path}) for path in paths}
+    imported = {dep for found in deps.values() for dep in found}
+    order: list[str] = []
+    seen: set[str] = set()
+    for start in sorted(imported, key=lambda p: (-size(p), p)):
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(deps[start]))]
+        while stack:  # post-order: what a module imports before the module
+            path, pending = stack[-1]
+            for dep in pending:
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, iter(deps[dep])))
+                    break
+            else:
+                stack.pop()
+                order.append(path)
+    return order + sorted((p for p in paths if p not in seen), key=lambda p: (-size(p), p))
+
+
 class _FreshNames:
     """Does a file spell a factory or helper name found in the last round, in a way that can reach
     it? A name of the file's own root may come through a relative import; one of another root (a
@@ -930,6 +992,23 @@ def check_project(paths: list[str], options: Options, jobs: int, config: object 
         return _check_rounds(paths, options, jobs, config)
 
 
+def _first_round(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
+    """Check the files that name a driver. Without a cache, the workers first tell which files those
+    are and what they import, and the files are checked modules before their importers
+    (``dependencies_first``). With a cache, most files are answered from it: the files go straight to
+    the checks."""
+    from connlint.runner import FileResult, Survey, _size, check_paths, map_paths
+
+    if active_cache() is not None:
+        return check_paths(paths, options, jobs, config, force=False)  # type: ignore[arg-type]
+    surveyed = map_paths(Survey(config), paths, jobs, config)  # type: ignore[arg-type]
+    needed = {path: imports for path, (needs, imports) in zip(paths, surveyed) if needs}
+    checked = check_paths(dependencies_first(list(needed), needed, _size), options, jobs, config,  # type: ignore[arg-type]
+                          force=True, ordered=True)
+    by_path = {r.path: r for r in checked}
+    return [by_path[path] if path in needed else FileResult(path, prefiltered=True) for path in paths]
+
+
 def _check_rounds(paths: list[str], options: Options, jobs: int, config: object | None) -> list[FileResult]:
     from connlint.files import UnreadableFile, read_source
     from connlint.runner import check_paths, map_paths
@@ -945,7 +1024,7 @@ def _check_rounds(paths: list[str], options: Options, jobs: int, config: object 
         except UnreadableFile:
             return frozenset()
 
-    results = check_paths(paths, replace(options, project_exports=frozenset()), jobs, config)  # type: ignore[arg-type]
+    results = _first_round(paths, replace(options, project_exports=frozenset()), jobs, config)
     by_path = {r.path: i for i, r in enumerate(results)}
     new = set().union(*(r.exports for r in results))
     for _ in range(6):

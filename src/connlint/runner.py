@@ -278,7 +278,8 @@ def shared_pool(jobs: int, config: Config | None) -> Iterator[None]:
     entry: tuple[int, Config | None, Any] = (jobs if jobs > 0 else (os.cpu_count() or 1), config, [])
     _SHARED.append(entry)
     # without a cache, the workers share the summaries they compute through a folder of the run's own
-    store = tempfile.TemporaryDirectory(prefix="connlint-run-") if entry[0] > 1 and active_cache() is None else None
+    store = (tempfile.TemporaryDirectory(prefix="connlint-run-", dir=_memory_folder())
+             if entry[0] > 1 and active_cache() is None else None)
     _STORE[:] = [store.name] if store is not None else []
     try:
         yield
@@ -289,6 +290,14 @@ def shared_pool(jobs: int, config: Config | None) -> Iterator[None]:
             pool.shutdown()
         if store is not None:
             store.cleanup()
+
+
+def _memory_folder() -> str | None:
+    """A folder in memory for the run's store (Linux's /dev/shm), if there is one we may write to:
+    creating hundreds of small files on a disk's file system cost the workers 0.5 s over the corpus.
+    None: the system's temporary folder."""
+    folder = "/dev/shm"
+    return folder if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK) else None
 
 
 def _pool(jobs: int, config: Config | None) -> tuple[Any, bool]:
@@ -309,10 +318,11 @@ def _pool(jobs: int, config: Config | None) -> tuple[Any, bool]:
 
 
 def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Config | None = None,
-                force: bool = False) -> list[FileResult]:
+                force: bool = False, ordered: bool = False) -> list[FileResult]:
     """Check files, in parallel across ``jobs`` processes (0: one per CPU). Results come back in the
     order of ``paths`` whatever the number of processes, so output is deterministic. ``config`` adds
-    its resources to the catalog and its per-file-ignores to ``options``."""
+    its resources to the catalog and its per-file-ignores to ``options``. ``ordered``: hand the files
+    out one by one in the order of ``paths`` (else largest first, a few at a time)."""
     if jobs <= 0:
         jobs = os.cpu_count() or 1
     tasks = [(path, _options_for(path, options, config), force) for path in paths]
@@ -322,8 +332,11 @@ def check_paths(paths: list[str], options: Options, jobs: int = 0, config: Confi
     # Largest files first, in small chunks: the files that take long (big modules full of database
     # code) sit next to each other in a tree (a package's tests), and 64 of them in one chunk kept one
     # worker busy for seconds after the other had finished. Results go back in the order of ``paths``.
-    order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i][0]))
-    chunk = max(1, min(8, len(paths) // (jobs * 32)))
+    if ordered:
+        order, chunk = list(range(len(tasks))), 1
+    else:
+        order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i][0]))
+        chunk = max(1, min(8, len(paths) // (jobs * 32)))
     results: list[FileResult | None] = [None] * len(tasks)
     pool, own = _pool(jobs, config)
     try:
@@ -348,6 +361,30 @@ def map_paths(function: Callable[[str], T], paths: list[str], jobs: int, config:
     finally:
         if own:
             pool.shutdown()
+
+
+@dataclass(frozen=True)
+class Survey:
+    """``Survey(config)(path)``, picklable for ``map_paths``: (does the file need a check, the modules
+    its text imports). A check is needed when the text may acquire, when the file was named on the
+    command line though not ``*.py``, and when it cannot be read (its check says why)."""
+
+    config: Config | None
+
+    def __call__(self, path: str) -> tuple[bool, tuple[str, ...]]:
+        from connlint.project import imported_modules
+
+        if not path.endswith(PYTHON_SUFFIXES):
+            return True, ()
+        try:
+            text = read_source(path).text
+        except UnreadableFile:
+            return True, ()
+        catalog = _WORKER_CATALOG[0] if _WORKER_CATALOG else (
+            self.config.catalog() if self.config is not None else default_catalog())
+        if not prefilter(catalog).may_acquire(text):
+            return False, ()
+        return True, imported_modules(text, path)
 
 
 def _size(path: str) -> int:
