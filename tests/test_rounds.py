@@ -120,6 +120,39 @@ def test_skip_matters() -> None:
     assert skip_matters(UNKNOWN_SKIPS, names, words.get)
 
 
+def test_a_skipped_module_matters_only_if_it_can_reach_the_name(tmp_path: Path) -> None:
+    from connlint.project import _Reach
+
+    for name, text in {
+        "app/__init__.py": "",
+        "app/options.py": "connection = None  # the word only\n",
+        "app/wrap.py": "from dbkit import open_connection\n\nconnection = open_connection\n",
+        "app/rel.py": "from .wrap import connection\n",
+        "lib/dbkit/__init__.py": "",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    # 'connection': a factory of dbkit (a package of another root of the run), and a factory method
+    # of Pool in a third one
+    reach = _Reach({f"{tmp_path / 'lib'}|dbkit.core.connection", f"{tmp_path / 'x'}|other.Pool.connection"})
+    words = {str(tmp_path / "app" / n): frozenset({"connection", "import"}) for n in ("options.py", "wrap.py", "rel.py")}
+    names = frozenset({"connection", "Pool"})
+    asker = str(tmp_path / "app" / "user.py")
+    words[asker] = frozenset({"connection"})
+
+    def matters(module: str, key: str = "") -> bool:
+        return skip_matters(f"{key}\0{tmp_path / 'app' / module}\0{asker}", names, words.get, reach)
+
+    assert not matters("options.py")  # spells it, imports nothing that has it
+    assert matters("wrap.py")  # imports dbkit
+    assert not matters("rel.py")  # a relative import, but in another root than both names
+    assert reach(str(tmp_path / "app" / "wrap.py"), ["Pool"]) is False  # the class name counts too
+    assert matters("rel.py", "connection") is False
+    assert skip_matters(f"\0{tmp_path / 'app' / 'options.py'}\0{asker}", names, words.get)  # no reach: it may
+    same_root = _Reach({f"{tmp_path}|app.db.connection"})
+    assert skip_matters(f"\0{tmp_path / 'app' / 'rel.py'}\0{asker}", names, words.get, same_root)
+
+
 def test_spelling_finds_whole_names_only() -> None:
     pattern = _spelling([b"connect", b"connection", b"db", "\u00e9_x".encode()])
     assert pattern.findall(b"x = connect(1); connection.db") == [b"connect", b"connection", b"db"]
