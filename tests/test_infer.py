@@ -161,3 +161,47 @@ def test_a_stored_result_that_used_inference_is_checked_again(shop: Path, tmp_pa
     # get_db now hands out an instance that keeps its connection: session() is borrowed
     (shop / "shop" / "db.py").write_text(DB.replace("return Database(url)", "return Borrowed(url)"))
     assert check(shop, *cache) == set() == check(shop, "--no-cache")
+
+
+def test_astroid_is_not_asked_about_modules_and_super(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receiver that is super(...) or a name bound only by "import x" (or a constant fallback) is no
+    class's instance: astroid is not asked (it would build the module to find none)."""
+    from connlint.catalog import default_catalog
+    from connlint.checker import ModuleChecker, Options
+
+    source = textwrap.dedent(
+        """\
+        import sqlite3
+        import json
+        try:
+            import mariadb
+        except ImportError:
+            mariadb = None
+        import other as db
+        db = db.wrap()
+
+
+        class Store(Base):
+            def session(self):
+                return sqlite3.connect("x")
+
+            def f(self, url):
+                super().session()
+                super(Store, self).session()
+                mariadb.session()
+                json.session()
+                db.session()
+        """
+    )
+    asked: list[str] = []
+
+    def receiver_class(self: ModuleInference, call: ast.Call) -> None:
+        asked.append(ast.unparse(call.func))
+
+    monkeypatch.setattr(ModuleInference, "receiver_class", receiver_class)
+    checker = ModuleChecker(ast.parse(source), default_catalog(), Options(), source, module="m",
+                            path=str(tmp_path / "m.py"))
+    for call in calls(source):
+        if call.func.attr == "session":  # type: ignore[attr-defined]
+            checker._infer_receiver(call)
+    assert asked == ["db.session"]  # rebound to something else: astroid may know it

@@ -77,6 +77,8 @@ class Options:
 # ---------------------------------------------------------------------------------------------- prefilter
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# the patterns of a match statement that bind names (Python 3.10+)
+_MATCH_CAPTURES = tuple(getattr(ast, name) for name in ("MatchAs", "MatchStar", "MatchMapping") if hasattr(ast, name))
 # What the parameter tests of ModuleChecker._may_take_parameter look for, as text (supersets):
 # a name returned or assigned ("return conn", "self.conn = conn", also across a line break or a
 # parenthesis), "name.method(" ("conn.close(", "(conn).close("), and ".method(" on any receiver.
@@ -373,6 +375,8 @@ class ModuleChecker:
         assert isinstance(call.func, ast.Attribute)
         if not self._is_factory_method_name(call.func.attr) or self.source is None:
             return None
+        if self._not_an_instance(call.func.value):
+            return None  # astroid's answer would be a module or super(): no class's instance
         if self._inference is None:
             from connlint.infer import ModuleInference
 
@@ -384,6 +388,44 @@ class ModuleChecker:
         # the answer depends on the project files astroid has read (a superset of those it used)
         depends_on(["i", self.path or "", call.lineno, call.col_offset, answer], self._inference.project_files())
         return answer
+
+    def _not_an_instance(self, receiver: ast.expr) -> bool:
+        """Is ``receiver`` ``super(...)``, or a name only ever bound by ``import x``? (astroid would
+        build the module, and the modules it star-imports, to find no class there.)"""
+        if isinstance(receiver, ast.Call):
+            return isinstance(receiver.func, ast.Name) and receiver.func.id == "super"
+        return isinstance(receiver, ast.Name) and receiver.id in self._module_names
+
+    @property
+    def _module_names(self) -> frozenset[str]:
+        """Names this module binds by ``import x`` (``import x as y``) and in no other way."""
+        found = getattr(self, "_module_names_cache", None)
+        if found is None:
+            imported: set[str] = set()
+            other: set[str] = set()
+            constants: set[int] = set()  # the Name nodes a constant is assigned to (ast.walk: parents first)
+            for node in ast.walk(self.resolver.tree):
+                if isinstance(node, ast.Import):
+                    imported.update(a.asname or a.name for a in node.names if a.asname or "." not in a.name)
+                elif isinstance(node, ast.ImportFrom):
+                    other.update(a.asname or a.name for a in node.names)
+                elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                    # "except ImportError: mariadb = None": a constant is no class's instance either
+                    constants.update(id(target) for target in node.targets if isinstance(target, ast.Name))
+                elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and id(node) not in constants:
+                    other.add(node.id)
+                elif isinstance(node, ast.arg):
+                    other.add(node.arg)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    other.add(node.name)
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    other.update(node.names)
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    other.add(node.name)
+                elif isinstance(node, _MATCH_CAPTURES):
+                    other.update(filter(None, (getattr(node, "name", None), getattr(node, "rest", None))))
+            found = self._module_names_cache = frozenset(imported - other)
+        return found
 
     def _imports_factory_method(self, words: frozenset[str]) -> bool:
         """Is one of ``words`` the name of a factory method of a class this module imports from a
