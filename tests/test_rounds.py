@@ -295,3 +295,32 @@ def test_a_module_checked_before_its_importers_is_not_summarised_for_them(tmp_pa
     assert found == {("pkg/user.py", 6, "CNL001")}
     assert "pkg.models" not in computed, computed
     assert [r.path for r in results] == paths  # reported in the order given
+
+
+def test_a_later_round_reads_a_module_only_if_it_can_reach_a_new_name(tmp_path, monkeypatch):
+    """A module that names no driver is summarised in a later round if it spells a factory found in an
+    earlier one and imports that factory's package (or shares its root): spelling the name is not
+    enough ("connect_db = None" in a module of another package)."""
+    files = {
+        "lib/pkg/__init__.py": "",
+        "lib/pkg/db.py": "import sqlite3\n\n\ndef connect_db(path):\n    return sqlite3.connect(path)\n",
+        "app/other/__init__.py": "",
+        "app/other/spells.py": "connect_db = None\n\n\ndef get_conn():\n    return connect_db('x')\n",
+        "app/other/wraps.py": "from pkg.db import connect_db\n\n\ndef get_conn():\n    return connect_db('x')\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    roots = {str(tmp_path / "lib"), str(tmp_path / "app")}
+    declare_roots(roots)
+    from connlint.project import ProjectIndex
+
+    exports = frozenset({f"{tmp_path / 'lib'}|pkg.db.connect_db"})
+    index = ProjectIndex(default_catalog(), Options(project_exports=exports), roots=roots)
+    wraps = index.summary("other.wraps")
+    assert wraps is not None and "get_conn" in wraps.factories
+    assert index.summary("other.spells") is None  # not read: it cannot reach pkg.db.connect_db
+    # a bare name (no root, no module) is reachable from anywhere
+    index = ProjectIndex(default_catalog(), Options(project_exports=frozenset({"connect_db"})), roots=roots)
+    assert index.summary("other.spells") is not None

@@ -67,7 +67,8 @@ class Options:
     # "astroid": receivers the summaries cannot type are inferred with astroid (infer.py); "off"
     inference: str = "astroid"
     # project runs: other modules are parsed for their factories only if their text names something
-    # the catalog can acquire or one of these already known factory/helper names (None: any module)
+    # the catalog can acquire or one of these already known factories and helpers that it can reach
+    # ("root|package.module.name"; a bare name: reachable from anywhere) (None: any module)
     project_exports: Optional[frozenset[str]] = None
 
     def enabled(self, code: str) -> bool:

@@ -196,12 +196,14 @@ class ProjectIndex:
         if old is None or new is None or not old <= new:
             self._forget(set(self._modules) | self._unprovided)
             return
+        names, reach = self._exported
+        known_words = {self._paths[m]: self._words.get(m) for m in self._unprovided if m in self._paths}
         again = set()
         for module in self._unprovided:
             words = self._words.get(module)
-            if words is None or not new.isdisjoint(words):
+            path = self._paths.get(module)
+            if words is None or path is None or (not names.isdisjoint(words) and reach(path, names & words)):
                 again.add(module)
-        known_words = {self._paths[m]: self._words.get(m) for m in self._unprovided if m in self._paths}
 
         def words_of(path: str) -> frozenset[str] | None:
             if path not in known_words:  # a file that asked about a whole module
@@ -210,7 +212,24 @@ class ProjectIndex:
             return known_words[path]
 
         self._forget(again | {m for m, skips in self._skipped.items()
-                              if any(skip_matters(skip, new, words_of) for skip in skips)})
+                              if any(skip_matters(skip, names, words_of, reach) for skip in skips)})
+
+    @property
+    def _exported(self) -> tuple[frozenset[str], _Reach]:
+        """The names of the known factories and helpers (``project_exports``, see ``_exported_names``)
+        and what reaches them."""
+        exports = self.options.project_exports or frozenset()
+        found = getattr(self, "_exported_cache", None)
+        if found is None or found[0] is not exports:
+            found = self._exported_cache = (exports, frozenset(_exported_names(exports)), _Reach(exports))
+        return found[1], found[2]
+
+    def _provides(self, words: Iterable[str], path: str, data: bytes | None = None) -> bool:
+        """Can a module whose text names no driver, with these words, have a factory or helper of the
+        known ones? Only if it spells one it can reach (``_Reach``)."""
+        names, reach = self._exported
+        hits = names.intersection(words)
+        return bool(hits) and reach(path, hits, data)
 
     def _forget(self, modules: set[str]) -> None:
         for module in modules:
@@ -302,7 +321,7 @@ class ProjectIndex:
                 text = _read(path)
                 if text is None:
                     return None
-                words = self._words_if_unprovided(text)
+                words = self._words_if_unprovided(text, path)
                 if words is not None and self._skip(module, words, force):
                     return None
                 shared = self._shared(path)
@@ -374,19 +393,18 @@ class ProjectIndex:
         checker.release()
         return summary
 
-    def _words_if_unprovided(self, text: str) -> frozenset[str] | None:
+    def _words_if_unprovided(self, text: str, path: str) -> frozenset[str] | None:
         """The words of a module's text if it cannot have a factory or helper worth parsing it for,
         else None. In a project run, a module can only if its text names something the catalog can
-        acquire or an already known factory or helper."""
-        allowed = self.options.project_exports
-        if allowed is None:
+        acquire, or an already known factory or helper that it can reach (``_provides``)."""
+        if self.options.project_exports is None:
             return None
         from connlint.prefilter import prefilter
 
         if prefilter(self.catalog).names_catalog(text):
             return None
         words = frozenset(_WORD.findall(text))
-        return words if allowed.isdisjoint(words) else None
+        return None if self._provides(words, path, text.encode("utf-8", "surrogatepass")) else words
 
     # ------------------------------------------------------------------ the cache
 
@@ -414,7 +432,7 @@ class ProjectIndex:
             entry["stamp"] = stamp
             dirty = True
         try:
-            if not self._entry_may_provide(entry) and self._skip(module, _entry_words(entry), force):
+            if not self._entry_may_provide(entry, path) and self._skip(module, _entry_words(entry), force):
                 return None
             reused, found = self._stored_summary(module, entry.get("result"))
             if reused:
@@ -426,7 +444,7 @@ class ProjectIndex:
                 entry = self._new_entry(text, content_hash(text))
                 entry["stamp"] = stamp
                 dirty = True
-                if not self._entry_may_provide(entry) and self._skip(module, _entry_words(entry), force):
+                if not self._entry_may_provide(entry, path) and self._skip(module, _entry_words(entry), force):
                     return None
             trace = Trace(self._depth)
             _TRACES.append(trace)
@@ -473,12 +491,11 @@ class ProjectIndex:
         # the words are kept for _entry_may_provide in later project rounds, which name known factories
         return {"hash": digest, "acquires": acquires, "words": None if acquires else sorted(set(_WORD.findall(text)))}
 
-    def _entry_may_provide(self, entry: dict[str, object]) -> bool:
-        allowed = self.options.project_exports
-        if allowed is None or entry.get("acquires"):
+    def _entry_may_provide(self, entry: dict[str, object], path: str) -> bool:
+        if self.options.project_exports is None or entry.get("acquires"):
             return True
         words = entry.get("words")
-        return not isinstance(words, list) or not allowed.isdisjoint(words)
+        return not isinstance(words, list) or self._provides(words, path)
 
     @property
     def _helper_words(self) -> frozenset[str]:
@@ -722,23 +739,31 @@ class _Reach:
 
     def __init__(self, known: Iterable[str]) -> None:
         self.by_name: dict[str, set[tuple[str, bytes]]] = {}
+        self.anywhere: set[str] = set()  # names given without their root and module: reachable
         for item in known:
-            root, _, qualified = item.partition("|")
+            root, found, qualified = item.rpartition("|")
             parts = qualified.split(".")
+            if not found:
+                self.anywhere.add(qualified)
+                continue
             where = (root, parts[0].encode("utf-8"))
             self.by_name.setdefault(parts[-1], set()).add(where)
             if len(parts) >= 3 and parts[-2][:1].isupper():
                 self.by_name.setdefault(parts[-2], set()).add(where)
 
-    def __call__(self, path: str, hits: Collection[str]) -> bool:
+    def __call__(self, path: str, hits: Collection[str], data: bytes | None = None) -> bool:
+        """``data``: the file's bytes, if the caller has them."""
+        if not self.anywhere.isdisjoint(hits):
+            return True
         found = {where for name in hits for where in self.by_name.get(name, ())}
         if not found:
             return True  # a name this does not know: it may
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return True
+        if data is None:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                return True
         if any(_imports_package(package).search(data) for package in sorted({p for _, p in found})):
             return True
         return b"from ." in data and module_name(path)[1] in {root for root, _ in found}
@@ -866,7 +891,7 @@ def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
 def _exported_names(known: Iterable[str]) -> Iterator[str]:
     """The names of ``root|package.module.name`` items, and the class names of factory methods."""
     for item in known:
-        parts = item.partition("|")[2].split(".")
+        parts = item.rpartition("|")[2].split(".")
         yield parts[-1]
         if len(parts) >= 3 and parts[-2][:1].isupper():
             yield parts[-2]
@@ -1115,7 +1140,7 @@ def _check_rounds(paths: list[str], options: Options, jobs: int, config: object 
         pending = [path for path, yes in zip(candidates, reached) if yes]
         if not pending:
             break
-        again = check_paths(pending, replace(options, project_exports=names), jobs, config,  # type: ignore[arg-type]
+        again = check_paths(pending, replace(options, project_exports=frozenset(known)), jobs, config,  # type: ignore[arg-type]
                             force=True)
         new = set()
         for r in again:
