@@ -322,7 +322,7 @@ class ModuleChecker:
                 continue
             if self.project.origin(target) is not None:
                 return True
-            module = self.project.summary(target, asker=self.path or "")
+            module = self.project.summary(target, asker=self._asker)
             if module is not None and any(module.factory_for(w) is not None for w in words & module.local_functions):
                 return True
             if module is not None and any(  # a module's class: dbmodule.Database(url).session()
@@ -342,10 +342,18 @@ class ModuleChecker:
         assert self.project is not None
         by_function = self._imported_module_functions
         for module in sorted({m for word in words for m in by_function.get(word, ())}):
-            summary = self.project.summary(module, asker=self.path or "")
+            summary = self.project.summary(module, asker=self._asker)
             if summary is not None and any(key.rpartition(".")[2] in words for key in summary.factories if "." in key):
                 return True
         return False
+
+    @property
+    def _asker(self) -> str:
+        """This module's file, absolute, as the project index records who asked (``skip_matters``)."""
+        found = getattr(self, "_asker_cache", None)
+        if found is None:
+            found = self._asker_cache = os.path.abspath(self.path) if self.path else ""
+        return found
 
     @property
     def _imported_module_functions(self) -> dict[str, list[str]]:

@@ -266,8 +266,9 @@ class ProjectIndex:
         skips = SKIPS[-1]
         if found is None and module in self._unprovided:
             path = self._paths.get(module)
-            skips.add(f"{wants}\0{path}\0{os.path.abspath(asker) if asker else ''}"
-                      if path is not None else UNKNOWN_SKIPS)
+            if asker and not os.path.isabs(asker):
+                asker = os.path.abspath(asker)
+            skips.add(f"{wants}\0{path}\0{asker}" if path is not None else UNKNOWN_SKIPS)
         elif found is not None:
             skips |= self._skipped.get(module, {UNKNOWN_SKIPS})
 
@@ -764,7 +765,8 @@ class _Reach:
                     data = f.read()
             except OSError:
                 return True
-        if any(_imports_package(package).search(data) for package in sorted({p for _, p in found})):
+        if any(package in data and _imports_package(package).search(data)  # bytes.find first: fast
+               for package in sorted({p for _, p in found})):
             return True
         return b"from ." in data and module_name(path)[1] in {root for root, _ in found}
 
