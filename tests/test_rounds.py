@@ -324,3 +324,26 @@ def test_a_later_round_reads_a_module_only_if_it_can_reach_a_new_name(tmp_path, 
     # a bare name (no root, no module) is reachable from anywhere
     index = ProjectIndex(default_catalog(), Options(project_exports=frozenset({"connect_db"})), roots=roots)
     assert index.summary("other.spells") is not None
+
+
+def test_a_releasing_helper_method_reaches_only_files_that_spell_its_class(tmp_path: Path) -> None:
+    """A releasing helper method acts only as Cls.method(conn) (or mod.Cls.method(conn)): a later round
+    need not check a file that spells the method's name but not its class; a factory method may be
+    called on a receiver astroid infers (get_db().session()), so its name is enough."""
+    from connlint.project import HELPER_EXPORT, _FreshNames
+
+    root = str(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    texts = {
+        "name_only.py": "from pkg import tx\n\n\ndef f(t):\n    t.rollback()\n",
+        "with_class.py": "from pkg.tx import Transaction\n\n\ndef f(conn):\n    Transaction.rollback(conn)\n",
+        "factory.py": "from pkg import db\n\n\ndef f():\n    return db.get_db().session()\n",
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    helper = _FreshNames({f"{root}|pkg.tx.Transaction.rollback{HELPER_EXPORT}"})
+    assert not helper(str(tmp_path / "name_only.py"))
+    assert helper(str(tmp_path / "with_class.py"))
+    factory = _FreshNames({f"{root}|pkg.db.Database.session"})
+    assert factory(str(tmp_path / "factory.py"))

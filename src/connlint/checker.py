@@ -1008,7 +1008,7 @@ def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: s
         checker = ModuleChecker(tree, catalog, options, source)
         module, root = "", ""
     else:
-        from connlint.project import module_name, project_for
+        from connlint.project import HELPER_EXPORT, module_name, project_for
 
         module, root, is_package = module_name(path)
         project = project_for(catalog, options)
@@ -1024,11 +1024,12 @@ def check_module(tree: ast.Module, options: Options, catalog: Catalog, source: s
         project.remember(module, summary, path=path)
         # what makes other files worth a new round: factories and releasing helpers (a helper that
         # only keeps its argument can only remove findings, and names like add/append are everywhere)
-        releasing = [k for k, h in summary.helpers.items() if "release" in h.effects.values()]
-        exports = frozenset(
-            f"{root}|{module}.{key}" for key in (*summary.factories, *releasing)
-            if not key.rpartition(".")[2].startswith("__")
-        )
+        releasing = [k for k, h in summary.helpers.items()
+                     if "release" in h.effects.values() and k not in summary.factories]
+        exports = frozenset(  # a releasing helper marked as one (_FreshNames)
+            f"{root}|{module}.{key}" for key in summary.factories if not key.rpartition(".")[2].startswith("__")
+        ) | frozenset(f"{root}|{module}.{key}{HELPER_EXPORT}" for key in releasing
+                      if not key.rpartition(".")[2].startswith("__"))
     checker.release()
     return findings, exports
 

@@ -742,10 +742,9 @@ class _Reach:
         self.by_name: dict[str, set[tuple[str, bytes]]] = {}
         self.anywhere: set[str] = set()  # names given without their root and module: reachable
         for item in known:
-            root, found, qualified = item.rpartition("|")
-            parts = qualified.split(".")
-            if not found:
-                self.anywhere.add(qualified)
+            root, parts, _ = _export_parts(item)
+            if root is None:
+                self.anywhere.add(parts[-1])
                 continue
             where = (root, parts[0].encode("utf-8"))
             self.by_name.setdefault(parts[-1], set()).add(where)
@@ -890,10 +889,24 @@ def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
     return found
 
 
+# the end of an export (``FileResult.exports``) that is a releasing helper, not a factory
+HELPER_EXPORT = "#release"
+
+
+def _export_parts(item: str) -> tuple[str | None, list[str], bool]:
+    """(root, the parts of the qualified name, is it a releasing helper) of an export
+    ``root|package.module.name`` (a bare name: no root)."""
+    root, found, qualified = item.rpartition("|")
+    helper = qualified.endswith(HELPER_EXPORT)
+    if helper:
+        qualified = qualified[:-len(HELPER_EXPORT)]
+    return (root if found else None), qualified.split("."), helper
+
+
 def _exported_names(known: Iterable[str]) -> Iterator[str]:
     """The names of ``root|package.module.name`` items, and the class names of factory methods."""
     for item in known:
-        parts = item.rpartition("|")[2].split(".")
+        parts = _export_parts(item)[1]
         yield parts[-1]
         if len(parts) >= 3 and parts[-2][:1].isupper():
             yield parts[-2]
@@ -986,14 +999,22 @@ class _FreshNames:
     """
 
     def __init__(self, fresh: Iterable[str]) -> None:
-        # "root|package.module.name" -> name: [(root, package)]
-        self.by_name: dict[bytes, list[tuple[str, bytes]]] = {}
+        # "root|package.module.name" -> name: [(root, package, a class name the file must spell too)]
+        self.by_name: dict[bytes, list[tuple[str, bytes, bytes | None]]] = {}
+        spelled: set[bytes] = set()
         for item in fresh:
-            root, _, qualified = item.partition("|")
-            name = qualified.rpartition(".")[2].encode("utf-8")
-            self.by_name.setdefault(name, []).append((root, qualified.split(".", 1)[0].encode("utf-8")))
-        self.packages = sorted({package for found in self.by_name.values() for _, package in found})
-        self.spelled = _spelling(self.by_name)
+            root, parts, helper = _export_parts(item)
+            name = parts[-1].encode("utf-8")
+            # a releasing helper method reaches a file only as Cls.method(x) or mod.Cls.method(x) (see
+            # EventBuilder._call): the file spells the class; a factory method is also called on
+            # receivers astroid infers (get_db().session())
+            cls = parts[-2].encode("utf-8") if helper and len(parts) >= 3 and parts[-2][:1].isupper() else None
+            self.by_name.setdefault(name, []).append((root or "", parts[0].encode("utf-8"), cls))
+            spelled.add(name)
+            if cls is not None:
+                spelled.add(cls)
+        self.packages = sorted({package for found in self.by_name.values() for _, package, _ in found})
+        self.spelled = _spelling(spelled)
 
     def __call__(self, path: str) -> bool:
         try:
@@ -1008,7 +1029,9 @@ class _FreshNames:
                    and _imports_packages(tuple(self.packages)).search(data) is not None)
         if not relative and not imports:
             return False
-        found = [where for name in set(self.spelled.findall(data)) for where in self.by_name[name]]
+        names = set(self.spelled.findall(data))
+        found = [(root, package) for name in names for root, package, cls in self.by_name.get(name, ())
+                 if cls is None or cls in names]
         if not found:
             return False
         if imports and any(_imports_package(package).search(data) for package in sorted({p for _, p in found})):
