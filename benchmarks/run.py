@@ -341,7 +341,7 @@ def run_all(args: argparse.Namespace) -> Report:
     else:
         report.notes.append("connlint fix --diff: not measured, this connlint has no 'fix' command")
     if not args.skip_project:
-        project_runs(go, cl, files, args.single_repeat, report)
+        project_runs(go, cl, files, args.single_repeat, report, corpus_repeat=args.repeat)
     go("flake8 E9,F", [*flake8, "without-connlint", "--select=E9,F", "."])
     if not args.skip_flake8_default:
         go("flake8 default", [*flake8, "without-connlint", "."])
@@ -385,16 +385,20 @@ def run_all(args: argparse.Namespace) -> Report:
     return report
 
 
-def project_runs(go, cl: list[str], files: list[str], repeat: int, report: Report) -> None:  # type: ignore[no-untyped-def]
+def project_runs(go, cl: list[str], files: list[str], repeat: int, report: Report,  # type: ignore[no-untyped-def]
+                 corpus_repeat: int = 1) -> None:
     """The cost of the project pass (summaries of other modules, rounds for wrapper modules) and what the
     cache saves: the corpus checked with the project pass switched off, then with a cold cache (an empty
     folder) and a warm one (the same folder again, nothing changed); one file inside a project (pre-commit)
-    with a cold and a warm cache. Each run is a child process: wall, CPU and peak memory from wait4."""
+    with a cold and a warm cache. Each run is a child process: wall, CPU and peak memory from wait4.
+    ``corpus_repeat``: like the check runs they are compared with (--repeat), the runs with the project
+    pass or the inference off keep the fastest of that many."""
     folder = Path(tempfile.mkdtemp(prefix="connlint-bench-cache-"))
-    go("connlint, project pass off", [sys.executable, "-c", NO_PROJECT_LAUNCHER, "check", "--format", "concise",
-                                      "--no-cache", "."])
-    go("connlint, inference off", [sys.executable, "-c", INFERENCE_OFF_LAUNCHER, "check", "--format", "concise",
-                                   "--no-cache", "."])
+    for _ in range(corpus_repeat):
+        for key, launcher in (("connlint, project pass off", NO_PROJECT_LAUNCHER),
+                              ("connlint, inference off", INFERENCE_OFF_LAUNCHER)):
+            _keep_best(report.runs, key, go(key, [sys.executable, "-c", launcher, "check", "--format", "concise",
+                                              "--no-cache", "."]))
     go("connlint, cold cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
     go("connlint, warm cache", [*cl, "check", "--format", "concise", "--cache-dir", str(folder / "corpus"), "."])
     single = _pick_project_file(files)
