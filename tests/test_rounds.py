@@ -67,6 +67,21 @@ def _rounds(package: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[s
     return checked, check_project(paths, Options(), 1, None)
 
 
+def _spy_on_summaries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The modules whose summaries are computed from now on (not taken from a check or the store)."""
+    from connlint.project import ProjectIndex
+
+    computed: list[str] = []
+    compute = ProjectIndex._compute
+
+    def spy(self, module, *args):  # type: ignore[no-untyped-def]
+        computed.append(module)
+        return compute(self, module, *args)
+
+    monkeypatch.setattr(ProjectIndex, "_compute", spy)
+    return computed
+
+
 def test_a_round_checks_again_only_files_whose_skipped_modules_can_answer_now(package, monkeypatch):
     checked, results = _rounds(package, monkeypatch)
     assert checked[0] == ["pkg/db.py", "pkg/plain.py", "pkg/user.py"]
@@ -135,7 +150,8 @@ def test_a_skipped_module_matters_only_if_it_can_reach_the_name(tmp_path: Path) 
     # 'connection': a factory of dbkit (a package of another root of the run), and a factory method
     # of Pool in a third one
     reach = _Reach({f"{tmp_path / 'lib'}|dbkit.core.connection", f"{tmp_path / 'x'}|other.Pool.connection"})
-    words = {str(tmp_path / "app" / n): frozenset({"connection", "import"}) for n in ("options.py", "wrap.py", "rel.py")}
+    words = {str(tmp_path / "app" / n): frozenset({"connection", "import"})
+             for n in ("options.py", "wrap.py", "rel.py")}
     names = frozenset({"connection", "Pool"})
     asker = str(tmp_path / "app" / "user.py")
     words[asker] = frozenset({"connection"})
@@ -193,14 +209,7 @@ def test_the_workers_of_a_run_share_the_summaries_they_computed(package, monkeyp
     try:
         db = ProjectIndex(catalog, round0, roots={str(package)}).summary("pkg.db")  # one worker
         assert db is not None and "connect_db" in db.factories
-        computed: list[str] = []
-        compute = ProjectIndex._compute
-
-        def spy(self, module, *args):  # type: ignore[no-untyped-def]
-            computed.append(module)
-            return compute(self, module, *args)
-
-        monkeypatch.setattr(ProjectIndex, "_compute", spy)
+        computed = _spy_on_summaries(monkeypatch)
         other = ProjectIndex(catalog, round0, roots={str(package)}).summary("pkg.db")  # the other
         assert other is not None and other.factories.keys() == db.factories.keys() and computed == []
         # a later round knows other names: its summaries are its own
@@ -270,8 +279,6 @@ def test_survey_tells_which_files_need_a_check(tmp_path: Path) -> None:
 
 
 def test_a_module_checked_before_its_importers_is_not_summarised_for_them(tmp_path, monkeypatch):
-    from connlint.project import ProjectIndex
-
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
     # in the order given, or largest first, user.py would be checked first, and models.py summarised for it
@@ -280,14 +287,7 @@ def test_a_module_checked_before_its_importers_is_not_summarised_for_them(tmp_pa
         "    conn.execute('select 1')\n\n\ndef other():\n    return sqlite3.connect('y')\n" + "# padding\n" * 50
     )
     (tmp_path / "pkg" / "models.py").write_text("import sqlite3\n\n\ndef open_db():\n    return sqlite3.connect('x')\n")
-    computed: list[str] = []
-    compute = ProjectIndex._compute
-
-    def spy(self, module, *args):  # type: ignore[no-untyped-def]
-        computed.append(module)
-        return compute(self, module, *args)
-
-    monkeypatch.setattr(ProjectIndex, "_compute", spy)
+    computed = _spy_on_summaries(monkeypatch)
     monkeypatch.chdir(tmp_path)
     paths = ["pkg/user.py", "pkg/__init__.py", "pkg/models.py"]
     results = check_project(paths, Options(), 1, None)
