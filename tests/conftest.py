@@ -14,7 +14,6 @@ Tests that use them are marked ``db`` automatically (``-m "not db"`` deselects t
 
 from __future__ import annotations
 
-
 import os as _os
 from pathlib import Path as _Path
 
@@ -29,12 +28,12 @@ if "CONNLINT_CACHE_DIR" not in _os.environ:
 
     _os.environ["CONNLINT_CACHE_DIR"] = _tempfile.mkdtemp(prefix="connlint-test-cache-")
 
-import secrets
-from collections.abc import Iterator
-from typing import Any, Callable
+import secrets  # noqa: E402 (after the environment above)
+from collections.abc import Iterator  # noqa: E402 (after the environment above)
+from typing import Any, Callable  # noqa: E402 (after the environment above)
 
-import dbservers
-import pytest
+import dbservers  # noqa: E402 (after the environment above)
+import pytest  # noqa: E402 (after the environment above)
 
 _DB_FIXTURES = frozenset(
     {"pg_dsn", "pg_sessions", "pg_admin", "mysql_params", "mysql_sessions", "mysql_admin"}

@@ -215,7 +215,8 @@ def test_nested_finally_is_linear_in_size() -> None:
     depth = 60
     body = "    work()\n"
     for i in range(depth):
-        body = "    try:\n" + "\n".join("    " + line for line in body.splitlines()) + f"\n    finally:\n        cleanup{i}()\n"
+        indented = "\n".join("    " + line for line in body.splitlines())
+        body = "    try:\n" + indented + f"\n    finally:\n        cleanup{i}()\n"
     src = "def f():\n" + body
     func = ast.parse(src).body[0]
     assert isinstance(func, ast.FunctionDef)

@@ -24,7 +24,10 @@ LEAKY = textwrap.dedent(
         return n
     """
 )
-CLEAN = "import sqlite3\n\n\ndef f(p):\n    with __import__('contextlib').closing(sqlite3.connect(p)) as c:\n        return c\n"
+CLEAN = (
+    "import sqlite3\n\n\ndef f(p):\n    with __import__('contextlib').closing(sqlite3.connect(p)) as c:\n"
+    "        return c\n"
+)
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -125,7 +128,8 @@ def test_json_output_fields(project: Path) -> None:
     assert proc.returncode == 1
     (item,) = json.loads(proc.stdout)
     assert item["path"] == "pkg/leaky.py"
-    assert (item["line"], item["col"], item["end_line"], item["end_col"]) == (5, 12, 5, 33)  # end column is exclusive, as in SARIF
+    # the end column is exclusive, as in SARIF
+    assert (item["line"], item["col"], item["end_line"], item["end_col"]) == (5, 12, 5, 33)
     assert item["code"] == "CNL002" and item["name"] == "resource-not-closed-on-path"
     assert "line 7" in item["message"]
     assert item["fix_available"] is True and item["fix_applicability"] == "safe"
@@ -194,7 +198,8 @@ def test_bad_files_are_reported_and_the_run_goes_on(tmp_path: Path) -> None:
 
 
 def test_coding_cookie_and_bom(tmp_path: Path) -> None:
-    (tmp_path / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + LEAKY.encode().replace(b"return 0", b"return '\xe9'"))
+    latin = LEAKY.encode().replace(b"return 0", b"return '\xe9'")
+    (tmp_path / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + latin)
     (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + LEAKY.encode())
     proc = run("check", "--format", "concise", "latin.py", "bom.py", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr

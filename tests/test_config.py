@@ -81,7 +81,10 @@ def test_per_file_ignores_and_exclude(tmp_path: Path) -> None:
 
 
 def test_strictness_knobs(tmp_path: Path) -> None:
-    src = "import sqlite3\nCONN = sqlite3.connect('x')\n\ndef f(p):\n    c = sqlite3.connect(p)\n    c.execute('x')\n    c.close()\n"
+    src = (
+        "import sqlite3\nCONN = sqlite3.connect('x')\n\ndef f(p):\n    c = sqlite3.connect(p)\n    c.execute('x')\n"
+        "    c.close()\n"
+    )
     root = project(tmp_path, "exception-paths = false\nmodule-level-connections = true\n", {"m.py": src})
     assert codes(run("check", "--format", "json", "m.py", cwd=root)) == ["CNL901"]
     root2 = project(tmp_path / "b", "", {"m.py": src})
@@ -180,7 +183,9 @@ def test_broken_toml_is_an_error(tmp_path: Path) -> None:
 
 def test_every_setting_is_documented() -> None:
     page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert markdown_reference() in page, "regenerate the table: python -c 'from connlint.config import markdown_reference as m; print(m())'"
+    assert markdown_reference() in page, (
+        "regenerate the table: python -c 'from connlint.config import markdown_reference as m; print(m())'"
+    )
     for setting in SETTINGS:
         assert f"`{setting.name}`" in page
 

@@ -291,9 +291,9 @@ def test_configuration_is_honoured(tmp_path: Path, capsys: pytest.CaptureFixture
     skipped = _write(tmp_path / "skipped", "m.py", LEAKY.encode())
     ignored = _write(tmp_path, "ignored.py", LEAKY.encode())
     helper = _write(tmp_path, "helper.py", (
-        "import duckdb\nfrom app.db import close_quietly\n\n\ndef f(p):\n    conn = duckdb.connect(p)\n"
-        "    conn.execute('x')\n    if p:\n        return\n    close_quietly(conn)\n"
-    ).encode())
+        b"import duckdb\nfrom app.db import close_quietly\n\n\ndef f(p):\n    conn = duckdb.connect(p)\n"
+        b"    conn.execute('x')\n    if p:\n        return\n    close_quietly(conn)\n"
+    ))
     fixed = _write(tmp_path, "fixed.py", LEAKY.encode())
     main(["fix", str(tmp_path)])
     assert skipped.read_text() == LEAKY and ignored.read_text() == LEAKY

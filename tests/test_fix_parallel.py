@@ -110,7 +110,7 @@ def test_ctrl_c_leaves_each_file_as_it_was_or_fully_fixed(tmp_path: Path) -> Non
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the first file is written: interrupt in the middle of the run
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
     assert proc.returncode in (130, 1), (proc.returncode, err)  # 1: it had already finished
     assert first.startswith(str(folder))

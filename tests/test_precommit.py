@@ -28,7 +28,10 @@ LEAKY = textwrap.dedent(
         return n
     """
 )
-CLEAN = "import sqlite3\nfrom contextlib import closing\n\n\ndef f(p):\n    with closing(sqlite3.connect(p)) as c:\n        return c.execute('select 1').fetchone()\n"
+CLEAN = (
+    "import sqlite3\nfrom contextlib import closing\n\n\ndef f(p):\n    with closing(sqlite3.connect(p)) as c:\n"
+    "        return c.execute('select 1').fetchone()\n"
+)
 
 
 def git(*args: str, cwd: Path) -> str:
