@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from connlint.cache import Trace
 from connlint.catalog import Catalog
@@ -742,14 +742,14 @@ class _Reach:
         self.by_name: dict[str, set[tuple[str, bytes]]] = {}
         self.anywhere: set[str] = set()  # names given without their root and module: reachable
         for item in known:
-            root, parts, _ = _export_parts(item)
-            if root is None:
-                self.anywhere.add(parts[-1])
+            export = _export_parts(item)
+            if export.root is None:
+                self.anywhere.add(export.name)
                 continue
-            where = (root, parts[0].encode("utf-8"))
-            self.by_name.setdefault(parts[-1], set()).add(where)
-            if len(parts) >= 3 and parts[-2][:1].isupper():
-                self.by_name.setdefault(parts[-2], set()).add(where)
+            where = (export.root, export.package.encode("utf-8"))
+            self.by_name.setdefault(export.name, set()).add(where)
+            if export.cls is not None:
+                self.by_name.setdefault(export.cls, set()).add(where)
 
     def __call__(self, path: str, hits: Collection[str], data: bytes | None = None) -> bool:
         """``data``: the file's bytes, if the caller has them."""
@@ -764,10 +764,16 @@ class _Reach:
                     data = f.read()
             except OSError:
                 return True
-        if any(package in data and _imports_package(package).search(data)  # bytes.find first: fast
-               for package in sorted({p for _, p in found})):
-            return True
-        return b"from ." in data and module_name(path)[1] in {root for root, _ in found}
+        return _reaches(path, data, found)
+
+
+def _reaches(path: str, data: bytes, found: Collection[tuple[str, bytes]]) -> bool:
+    """Does the file at ``path`` (its bytes: ``data``) import one of the packages of ``found``, (root,
+    package) pairs, or use relative imports in one of their roots?"""
+    if any(package in data and _imports_package(package).search(data)  # bytes.find first: fast
+           for package in sorted({p for _, p in found})):
+        return True
+    return b"from ." in data and module_name(path)[1] in {root for root, _ in found}
 
 
 def _entry_words(entry: dict[str, object]) -> list[str] | None:
@@ -893,23 +899,32 @@ def project_for(catalog: Catalog, options: Options) -> ProjectIndex:
 HELPER_EXPORT = "#release"
 
 
-def _export_parts(item: str) -> tuple[str | None, list[str], bool]:
-    """(root, the parts of the qualified name, is it a releasing helper) of an export
-    ``root|package.module.name`` (a bare name: no root)."""
+class _Export(NamedTuple):
+    root: str | None  # None: a bare name
+    package: str
+    name: str
+    cls: str | None  # the class of a method (``Database`` of ``myapp.db.Database.session``)
+    helper: bool  # a releasing helper, not a factory
+
+
+def _export_parts(item: str) -> _Export:
+    """The parts of an export ``root|package.module.name`` (``FileResult.exports``)."""
     root, found, qualified = item.rpartition("|")
     helper = qualified.endswith(HELPER_EXPORT)
     if helper:
         qualified = qualified[:-len(HELPER_EXPORT)]
-    return (root if found else None), qualified.split("."), helper
+    parts = qualified.split(".")
+    cls = parts[-2] if len(parts) >= 3 and parts[-2][:1].isupper() else None
+    return _Export(root if found else None, parts[0], parts[-1], cls, helper)
 
 
 def _exported_names(known: Iterable[str]) -> Iterator[str]:
     """The names of ``root|package.module.name`` items, and the class names of factory methods."""
     for item in known:
-        parts = _export_parts(item)[1]
-        yield parts[-1]
-        if len(parts) >= 3 and parts[-2][:1].isupper():
-            yield parts[-2]
+        export = _export_parts(item)
+        yield export.name
+        if export.cls is not None:
+            yield export.cls
 
 
 _IMPORT_LINE = re.compile(
@@ -1003,13 +1018,13 @@ class _FreshNames:
         self.by_name: dict[bytes, list[tuple[str, bytes, bytes | None]]] = {}
         spelled: set[bytes] = set()
         for item in fresh:
-            root, parts, helper = _export_parts(item)
-            name = parts[-1].encode("utf-8")
+            export = _export_parts(item)
+            name = export.name.encode("utf-8")
             # a releasing helper method reaches a file only as Cls.method(x) or mod.Cls.method(x) (see
             # EventBuilder._call): the file spells the class; a factory method is also called on
             # receivers astroid infers (get_db().session())
-            cls = parts[-2].encode("utf-8") if helper and len(parts) >= 3 and parts[-2][:1].isupper() else None
-            self.by_name.setdefault(name, []).append((root or "", parts[0].encode("utf-8"), cls))
+            cls = export.cls.encode("utf-8") if export.helper and export.cls is not None else None
+            self.by_name.setdefault(name, []).append((export.root or "", export.package.encode("utf-8"), cls))
             spelled.add(name)
             if cls is not None:
                 spelled.add(cls)
@@ -1030,16 +1045,9 @@ class _FreshNames:
         if not relative and not imports:
             return False
         names = set(self.spelled.findall(data))
-        found = [(root, package) for name in names for root, package, cls in self.by_name.get(name, ())
-                 if cls is None or cls in names]
-        if not found:
-            return False
-        if imports and any(_imports_package(package).search(data) for package in sorted({p for _, p in found})):
-            return True
-        if relative:
-            root = module_name(path)[1]
-            return any(where == root for where, _ in found)
-        return False
+        found = {(root, package) for name in names for root, package, cls in self.by_name.get(name, ())
+                 if cls is None or cls in names}
+        return bool(found) and _reaches(path, data, found)
 
 
 def _imports_package(package: bytes) -> re.Pattern[bytes]:
