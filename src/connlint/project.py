@@ -224,12 +224,14 @@ class ProjectIndex:
             found = self._exported_cache = (exports, frozenset(_exported_names(exports)), _Reach(exports))
         return found[1], found[2]
 
-    def _provides(self, words: Iterable[str], path: str, data: bytes | None = None) -> bool:
+    def _provides(self, words: Iterable[str], path: str, text: str | None = None) -> bool:
         """Can a module whose text names no driver, with these words, have a factory or helper of the
-        known ones? Only if it spells one it can reach (``_Reach``)."""
+        known ones? Only if it spells one it can reach (``_Reach``; ``text``: the module's, if read)."""
         names, reach = self._exported
         hits = names.intersection(words)
-        return bool(hits) and reach(path, hits, data)
+        if not hits:
+            return False
+        return reach(path, hits, text.encode("utf-8", "surrogatepass") if text is not None else None)
 
     def _forget(self, modules: set[str]) -> None:
         for module in modules:
@@ -405,7 +407,7 @@ class ProjectIndex:
         if prefilter(self.catalog).names_catalog(text):
             return None
         words = frozenset(_WORD.findall(text))
-        return None if self._provides(words, path, text.encode("utf-8", "surrogatepass")) else words
+        return None if self._provides(words, path, text) else words
 
     # ------------------------------------------------------------------ the cache
 
